@@ -1,0 +1,34 @@
+"""customer-metrics: a REST service for a shop's customer metrics."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from service.config import Settings
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """The WSGI app: settings → database → errors → logging → API blueprints."""
+    from service.api import customers, health, orders, spend
+    from service.api.openapi import make_api
+    from service.db import Database
+    from service.errors import register_error_handlers
+    from service.ingestion.records import RecordParser
+    from service.jsonio import ExactJSONProvider
+    from service.logs import configure_logging, install_request_ids
+
+    settings = settings or Settings.from_env()
+    app = Flask(__name__)
+    app.json = ExactJSONProvider(app)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.extensions["customer_metrics.settings"] = settings
+    app.extensions["customer_metrics.db"] = Database(settings.database_url)
+    app.extensions["customer_metrics.parser"] = RecordParser(settings.reporting_currency)
+
+    configure_logging(settings.log_level)
+    install_request_ids(app)
+    api = make_api(app)
+    for module in (health, customers, orders, spend):
+        api.register_blueprint(module.blp)
+    register_error_handlers(app)
+    return app

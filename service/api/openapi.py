@@ -1,0 +1,60 @@
+"""flask-smorest, set up so the generated OpenAPI document is the API's contract."""
+
+from __future__ import annotations
+
+import http
+from typing import Any
+
+from flask import Flask
+from flask_smorest import Api
+from flask_smorest.utils import prepare_response
+
+from service.api.security import SECURITY_SCHEME
+from service.errors import PROBLEM_CONTENT_TYPE, render_http_exception
+from service.schemas.problems import Problem
+
+API_SETTINGS: dict[str, Any] = {
+    "API_TITLE": "customer-metrics",
+    "API_VERSION": "1.0.0",
+    "OPENAPI_VERSION": "3.1.0",
+    "OPENAPI_URL_PREFIX": "/",
+    "OPENAPI_JSON_PATH": "openapi.json",
+    "OPENAPI_SWAGGER_UI_PATH": "docs",
+    "OPENAPI_SWAGGER_UI_URL": "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/",
+    "API_SPEC_OPTIONS": {
+        "info": {
+            "description": (
+                "Ingests a shop's customers, orders and acquisition spend, and answers "
+                "customer metrics. Every error is application/problem+json (RFC 9457)."
+            ),
+            "license": {"name": "Apache-2.0", "identifier": "Apache-2.0"},
+        },
+    },
+}
+
+
+class ServiceApi(Api):  # type: ignore[misc]
+    """Errors documented and rendered as problem+json rather than flask-smorest's JSON."""
+
+    ERROR_SCHEMA = Problem
+
+    def _register_responses(self) -> None:
+        for status in http.HTTPStatus:
+            if status >= 400:
+                self._register_problem(status.name, status.phrase)
+        self._register_problem("DEFAULT_ERROR", "Unexpected error")
+
+    def _register_problem(self, name: str, description: str) -> None:
+        response = {"description": description, "schema": self.ERROR_SCHEMA}
+        prepare_response(response, self.spec, PROBLEM_CONTENT_TYPE)
+        self.spec.components.response(name, response, lazy=True)
+
+    def handle_http_exception(self, error: Any) -> Any:
+        return render_http_exception(error)
+
+
+def make_api(app: Flask) -> ServiceApi:
+    app.config.update(API_SETTINGS)
+    api = ServiceApi(app)
+    api.spec.components.security_scheme("ApiKey", SECURITY_SCHEME)
+    return api

@@ -1,0 +1,112 @@
+"""API keys: creation, look-up by hash, revocation, and the scope check for views."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Iterable
+from datetime import datetime
+
+from flask import request
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from service.errors import Forbidden, Unauthenticated
+from service.models import SCOPES, ApiKey
+
+KEY_PREFIX = "cm_"
+# An `admin` key may do everything; the other scopes grant only themselves.
+SUPERSCOPE = "admin"
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def generate_key() -> str:
+    """A new key: 256 random bits, URL-safe, recognisable by its prefix."""
+    return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def normalise_scopes(scopes: Iterable[str]) -> str:
+    chosen = sorted(set(scopes))
+    unknown = [s for s in chosen if s not in SCOPES]
+    if unknown or not chosen:
+        raise ValueError(f"scopes must be a non-empty subset of {', '.join(SCOPES)}")
+    return " ".join(chosen)
+
+
+def create_key(
+    session: Session, name: str, scopes: Iterable[str], now: datetime, key: str | None = None
+) -> tuple[ApiKey, str]:
+    """Store a new key (or the given one) and return it; the plain key is never stored."""
+    key = key or generate_key()
+    record = ApiKey(
+        name=name,
+        prefix=key[:10],
+        key_hash=hash_key(key),
+        scopes=normalise_scopes(scopes),
+        created_at=now,
+    )
+    session.add(record)
+    session.flush()
+    return record, key
+
+
+def ensure_key(session: Session, key: str, name: str, now: datetime) -> bool:
+    """Make sure `key` exists with every scope (the bootstrap key); True if it was added."""
+    if session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_key(key))) is not None:
+        return False
+    create_key(session, name, SCOPES, now, key=key)
+    return True
+
+
+def revoke_key(session: Session, prefix_or_pk: str, now: datetime) -> int:
+    """Revoke keys by listed prefix or numeric id; returns how many were revoked."""
+    query = select(ApiKey).where(ApiKey.revoked_at.is_(None))
+    if prefix_or_pk.isdigit():
+        query = query.where(ApiKey.pk == int(prefix_or_pk))
+    else:
+        query = query.where(ApiKey.prefix == prefix_or_pk)
+    keys = list(session.scalars(query))
+    for key in keys:
+        key.revoked_at = now
+    return len(keys)
+
+
+def find_active_key(session: Session, key: str) -> ApiKey | None:
+    record = session.scalar(
+        select(ApiKey).where(ApiKey.key_hash == hash_key(key), ApiKey.revoked_at.is_(None))
+    )
+    # The index finds the row; compare again in constant time so timing reveals nothing.
+    if record is not None and hmac.compare_digest(record.key_hash, hash_key(key)):
+        return record
+    return None
+
+
+def bearer_token() -> str:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated(
+            "This endpoint needs an API key: send 'Authorization: Bearer <key>'.",
+            headers={"WWW-Authenticate": 'Bearer realm="customer-metrics"'},
+        )
+    return token.strip()
+
+
+def authorize(session: Session, scope: str) -> ApiKey:
+    """The request's key, if it exists, is not revoked, and carries `scope`."""
+    key = find_active_key(session, bearer_token())
+    if key is None:
+        raise Unauthenticated(
+            "The API key is unknown or revoked.",
+            headers={"WWW-Authenticate": 'Bearer realm="customer-metrics", error="invalid_token"'},
+        )
+    if scope not in key.scope_set and SUPERSCOPE not in key.scope_set:
+        raise Forbidden(
+            f"This API key lacks the '{scope}' scope; it has: {', '.join(sorted(key.scope_set))}."
+        )
+    return key
+

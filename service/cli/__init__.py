@@ -1,0 +1,35 @@
+"""The `customer-metrics` command: serve, migrate, manage keys, import CSV files."""
+
+from __future__ import annotations
+
+import click
+from flask.cli import FlaskGroup
+
+from service.cli.db import db
+from service.cli.imports import import_command
+from service.cli.keys import keys
+from service.cli.serve import serve
+
+
+def _create_app() -> object:
+    from service import create_app
+
+    return create_app()
+
+
+@click.group(cls=FlaskGroup, create_app=_create_app, add_default_commands=False,
+             add_version_option=False)
+def cli() -> None:
+    """customer-metrics: ingest a shop's orders and answer customer metrics.
+
+    Configuration comes from the environment (DATABASE_URL, REPORTING_CURRENCY, ...);
+    see the README.
+    """
+
+
+for command in (db, keys, import_command, serve):
+    cli.add_command(command)
+
+
+def main() -> None:
+    cli()

@@ -1,0 +1,53 @@
+"""Settings, read from the environment only. No I/O happens at import."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from service.money import currency_exponent
+
+DEFAULT_SQLITE_PATH = Path("customer-metrics.sqlite3")
+
+
+class ConfigError(ValueError):
+    """A setting in the environment is missing or malformed."""
+
+
+def _int_env(env: dict[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the service can be told, with the defaults a newcomer gets."""
+
+    database_url: str = f"sqlite:///{DEFAULT_SQLITE_PATH}"
+    reporting_currency: str = "USD"
+    max_body_bytes: int = 5 * 1024 * 1024
+    log_level: str = "INFO"
+    bootstrap_api_key: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        """Read settings from environment variables (see README, "Configuration")."""
+        env = dict(os.environ if env is None else env)
+        currency = env.get("REPORTING_CURRENCY", "USD").strip().upper()
+        if currency_exponent(currency) is None:
+            raise ConfigError(f"REPORTING_CURRENCY {currency!r} is not an ISO 4217 code")
+        return cls(
+            database_url=env.get("DATABASE_URL") or cls.database_url,
+            reporting_currency=currency,
+            max_body_bytes=_int_env(env, "MAX_BODY_BYTES", cls.max_body_bytes),
+            log_level=env.get("LOG_LEVEL", "INFO").upper(),
+            bootstrap_api_key=env.get("BOOTSTRAP_API_KEY") or None,
+        )

@@ -1,0 +1,156 @@
+"""One error shape for every failure: RFC 9457 problem details (application/problem+json)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from http import HTTPStatus
+from typing import Any
+
+from flask import Flask, Response, g, json
+from werkzeug.exceptions import HTTPException
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+PROBLEM_TYPE_BASE = "urn:customer-metrics:problem:"
+
+log = logging.getLogger(__name__)
+
+
+class Problem(Exception):
+    """An error the client can act on. Subclasses fix the status and the problem type."""
+
+    status = 400
+    code = "bad-request"
+
+    def __init__(
+        self,
+        detail: str,
+        errors: Sequence[Mapping[str, Any]] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ):
+        super().__init__(detail)
+        self.detail = detail
+        self.errors = list(errors or [])
+        self.headers = dict(headers or {})
+
+
+class MalformedBody(Problem):
+    status, code = 400, "malformed-body"
+
+
+class Unauthenticated(Problem):
+    status, code = 401, "unauthenticated"
+
+
+class Forbidden(Problem):
+    status, code = 403, "forbidden"
+
+
+class NotFound(Problem):
+    status, code = 404, "not-found"
+
+
+class UnsupportedMediaType(Problem):
+    status, code = 415, "unsupported-media-type"
+
+
+class ValidationFailed(Problem):
+    status, code = 422, "validation-failed"
+
+
+class NotReady(Problem):
+    status, code = 503, "not-ready"
+
+
+# Codes for errors Werkzeug raises itself (routing, body size, methods).
+_HTTP_CODES = {
+    400: "malformed-body",
+    404: "not-found",
+    405: "method-not-allowed",
+    413: "body-too-large",
+    415: "unsupported-media-type",
+    422: "validation-failed",
+}
+
+
+def problem_response(
+    status: int,
+    code: str,
+    detail: str,
+    errors: Sequence[Mapping[str, Any]] = (),
+    headers: Mapping[str, str] | None = None,
+) -> Response:
+    """Render a problem+json response; every error the service returns goes through here."""
+    body: dict[str, Any] = {
+        "type": PROBLEM_TYPE_BASE + code,
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+    }
+    if errors:
+        body["errors"] = list(errors)
+    request_id = g.get("request_id")
+    if request_id:
+        body["request_id"] = request_id
+    response = Response(json.dumps(body), status=status, mimetype=PROBLEM_CONTENT_TYPE)
+    response.headers.update(headers or {})
+    return response
+
+
+def render_problem(error: Problem) -> Response:
+    return problem_response(error.status, error.code, error.detail, error.errors, error.headers)
+
+
+def render_http_exception(error: HTTPException) -> Response:
+    """Werkzeug's own errors (404 routing, 405, 413, ...) as problem+json, keeping Allow."""
+    status = error.code or 500
+    if status >= 500:
+        return render_unexpected(error)
+    headers = {k: v for k, v in error.get_headers() if k.lower() == "allow"}
+    detail = _http_detail(error)
+    errors = _webargs_errors(getattr(error, "data", None))
+    return problem_response(status, _HTTP_CODES.get(status, "http-error"), detail, errors, headers)
+
+
+def render_unexpected(error: Exception) -> Response:
+    """A bug: log it with the request id, tell the client only that it happened."""
+    original = getattr(error, "original_exception", None) or error
+    log.error("unhandled error", exc_info=original)
+    return problem_response(
+        500,
+        "internal-error",
+        "The service failed to handle this request. It has been logged under the request id.",
+    )
+
+
+def _http_detail(error: HTTPException) -> str:
+    data = getattr(error, "data", None) or {}
+    if "message" in data:
+        return str(data["message"])
+    if error.code == 405:
+        return "This method is not allowed here; see the Allow header."
+    if error.code == 413:
+        return "The request body is larger than this service accepts (MAX_BODY_BYTES)."
+    if error.code == 404:
+        return "No such resource. The API lives under /v1; see /docs."
+    if error.code == 422:
+        return "Some parameters are invalid; see errors."
+    return error.description or HTTPStatus(error.code or 500).phrase
+
+
+def _webargs_errors(data: Mapping[str, Any] | None) -> list[dict[str, str]]:
+    """webargs reports {location: {field: [messages]}}; we report one entry per message."""
+    if not data or "messages" not in data:
+        return []
+    errors: list[dict[str, str]] = []
+    for location, fields in data["messages"].items():
+        for field, messages in fields.items():
+            for message in messages if isinstance(messages, list) else [messages]:
+                errors.append({"field": field, "in": location, "message": str(message)})
+    return errors
+
+
+def register_error_handlers(app: Flask) -> None:
+    app.register_error_handler(Problem, render_problem)
+    app.register_error_handler(HTTPException, render_http_exception)
+    app.register_error_handler(Exception, render_unexpected)

@@ -1,0 +1,24 @@
+"""Per-app objects, reachable from inside a request."""
+
+from __future__ import annotations
+
+from flask import current_app
+
+from service.config import Settings
+from service.db import Database
+from service.ingestion.records import RecordParser
+
+
+def database() -> Database:
+    db: Database = current_app.extensions["customer_metrics.db"]
+    return db
+
+
+def settings() -> Settings:
+    value: Settings = current_app.extensions["customer_metrics.settings"]
+    return value
+
+
+def record_parser() -> RecordParser:
+    parser: RecordParser = current_app.extensions["customer_metrics.parser"]
+    return parser

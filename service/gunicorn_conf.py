@@ -1,0 +1,23 @@
+"""gunicorn settings, used by `customer-metrics serve` and the container.
+
+Run as `gunicorn -c python:service.gunicorn_conf "service:create_app()"`.
+Every value can be overridden with the environment variables named here.
+"""
+
+import multiprocessing
+import os
+
+bind = os.environ.get("BIND", "127.0.0.1:8000")
+# Requests are short and CPU-bound (parsing, validation); threads cover the waits on
+# the database and keep HTTP keep-alive connections from pinning a worker.
+workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count()))
+worker_class = "gthread"
+threads = int(os.environ.get("WEB_THREADS", "4"))
+timeout = int(os.environ.get("WEB_TIMEOUT", "30"))
+keepalive = 5
+# The app writes its own JSON access log line per request, with the request id.
+accesslog = None
+errorlog = "-"
+loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+# Headers of one request are small; this bounds what a client can make us buffer.
+limit_request_field_size = 16384

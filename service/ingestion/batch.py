@@ -1,0 +1,82 @@
+"""A batch of raw records: validated whole, then stored whole (or not at all)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from service.errors import ValidationFailed
+from service.ingestion.customers import upsert_customers
+from service.ingestion.orders import upsert_orders
+from service.ingestion.outcome import BatchOutcome
+from service.ingestion.records import FieldError, RecordInvalid, RecordParser
+from service.ingestion.spend import upsert_spend
+
+
+@dataclass(frozen=True)
+class RecordKind:
+    """One kind of ingested record: how to parse a raw one and how to store many."""
+
+    name: str
+    parse: Callable[[RecordParser, Mapping[str, Any]], Any]
+    store: Callable[[Session, Sequence[Any], datetime], BatchOutcome]
+
+
+KINDS = {
+    "customers": RecordKind("customers", RecordParser.customer, upsert_customers),
+    "orders": RecordKind("orders", RecordParser.order, upsert_orders),
+    "spend": RecordKind("spend", RecordParser.spend, upsert_spend),
+}
+
+
+class BatchRejected(ValidationFailed):
+    """At least one record of a batch is invalid; nothing of the batch was stored."""
+
+
+def parse_record(kind: RecordKind, parser: RecordParser, raw: Any) -> Any:
+    """One record, or RecordInvalid; a non-object is reported like any other field error."""
+    if not isinstance(raw, Mapping):
+        raise RecordInvalid([FieldError("(record)", "must be a JSON object")])
+    return kind.parse(parser, raw)
+
+
+def parse_batch(
+    kind: RecordKind, parser: RecordParser, items: Sequence[Any]
+) -> tuple[list[Any], list[dict[str, Any]]]:
+    """Parse every item; return the records and one error entry per bad field."""
+    records: list[Any] = []
+    errors: list[dict[str, Any]] = []
+    for index, raw in enumerate(items):
+        try:
+            records.append(parse_record(kind, parser, raw))
+        except RecordInvalid as invalid:
+            record_id = raw.get("id") if isinstance(raw, Mapping) else None
+            for error in invalid.errors:
+                errors.append(
+                    {
+                        "index": index,
+                        "id": None if record_id is None else str(record_id),
+                        "field": error.field,
+                        "message": error.message,
+                    }
+                )
+    return records, errors
+
+
+def ingest_batch(
+    session: Session, kind: RecordKind, parser: RecordParser, items: Sequence[Any], now: datetime
+) -> BatchOutcome:
+    """Validate every item, then store them all; BatchRejected lists every problem."""
+    records, errors = parse_batch(kind, parser, items)
+    if errors:
+        bad = len({e["index"] for e in errors})
+        raise BatchRejected(
+            f"{bad} of {len(items)} {kind.name} records are invalid; nothing was stored.",
+            errors=errors,
+        )
+    return kind.store(session, records, now)
+

@@ -1,0 +1,80 @@
+"""Exact money: ISO 4217 minor units, parsing without floats, half-even output."""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from functools import cache
+
+import iso4217
+
+# Amounts above this many digits before the point are refused: they fit in a
+# BIGINT of minor units with room to spare and keep "1e999999" from costing memory.
+MAX_INTEGER_DIGITS = 15
+TWO_PLACES = Decimal("0.01")
+
+
+class AmountError(ValueError):
+    """An amount that cannot be stored exactly."""
+
+
+@cache
+def currency_exponent(code: str) -> int | None:
+    """Number of decimal places ISO 4217 allows for `code`, or None if unknown."""
+    if len(code) != 3 or not code.isalpha() or not code.isupper():
+        return None
+    try:
+        exponent = iso4217.Currency(code).exponent
+    except ValueError:
+        return None
+    # Funds and metals (XAU, XDR, ...) have no minor unit; they are not money a shop takes.
+    return exponent if isinstance(exponent, int) else None
+
+
+def to_decimal(value: object) -> Decimal:
+    """Read a decimal string, integer or exact JSON number; never goes through a float."""
+    if isinstance(value, bool) or isinstance(value, float):
+        # A float already lost exactness before we saw it.
+        raise AmountError("must be a decimal string or an exact JSON number")
+    if isinstance(value, Decimal):
+        amount = value
+    elif isinstance(value, int):
+        amount = Decimal(value)
+    elif isinstance(value, str):
+        text = value.strip()
+        try:
+            amount = Decimal(text)
+        except InvalidOperation:
+            raise AmountError(f"{value!r} is not a decimal number") from None
+    else:
+        raise AmountError("must be a decimal string or a number")
+    if not amount.is_finite():
+        raise AmountError("must be a finite number")
+    return amount
+
+
+def to_minor_units(amount: Decimal, exponent: int, currency: str) -> int:
+    """Exact integer of minor units; refuses more decimals than the currency has."""
+    if amount.adjusted() >= MAX_INTEGER_DIGITS:
+        raise AmountError(f"is too large (at most {MAX_INTEGER_DIGITS} digits before the point)")
+    scaled = amount.scaleb(exponent)
+    if scaled != scaled.to_integral_value():
+        raise AmountError(
+            f"{amount} has more decimal places than {currency} allows ({exponent}); "
+            "amounts are never rounded on the way in"
+        )
+    return int(scaled)
+
+
+def from_minor_units(minor: int, exponent: int) -> Decimal:
+    """The exact decimal amount for `minor` units."""
+    return Decimal(minor).scaleb(-exponent)
+
+
+def format_amount(minor: int, exponent: int) -> str:
+    """A stored amount as the decimal string the API returns, with the currency's places."""
+    return str(from_minor_units(minor, exponent).quantize(Decimal(1).scaleb(-exponent)))
+
+
+def round_money(value: Decimal) -> str:
+    """A computed amount as the API gives it: half-even to two places."""
+    return str(value.quantize(TWO_PLACES, rounding=ROUND_HALF_EVEN))

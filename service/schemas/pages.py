@@ -1,0 +1,45 @@
+"""List endpoints: query arguments and cursor-paginated pages."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+from service.schemas.records import CustomerOut, OrderOut, SpendOut
+
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+
+
+class PageArgs(Schema):
+    limit = fields.Integer(
+        load_default=DEFAULT_LIMIT, validate=validate.Range(1, MAX_LIMIT)
+    )
+    cursor = fields.String(metadata={"description": "Opaque; from the previous page."})
+
+
+class CustomerListArgs(PageArgs):
+    source = fields.String(metadata={"description": "Only customers of this source."})
+
+
+class OrderListArgs(PageArgs):
+    source = fields.String(metadata={"description": "Only orders of this source."})
+    customer_id = fields.String(
+        metadata={"description": "Only this customer's orders (of `source`, default `api`)."}
+    )
+
+
+def _page_of(record: type[Schema], name: str) -> type[Schema]:
+    return Schema.from_dict(
+        {
+            "items": fields.List(fields.Nested(record), required=True),
+            "next_cursor": fields.String(
+                required=True, allow_none=True, metadata={"description": "null on the last page."}
+            ),
+        },
+        name=name,
+    )
+
+
+CustomerPage = _page_of(CustomerOut, "CustomerPage")
+OrderPage = _page_of(OrderOut, "OrderPage")
+SpendPage = _page_of(SpendOut, "SpendPage")

@@ -1,0 +1,210 @@
+"""Test fixtures. Every test that touches the database runs on SQLite and on PostgreSQL.
+
+PostgreSQL comes from TEST_POSTGRES_URL (default: the local server, database `test`);
+the tests create and migrate their own databases there. When it is unreachable:
+under CI (CI=true) or REQUIRE_POSTGRES=1 the run fails; otherwise only the SQLite
+half runs and the summary says loudly that PostgreSQL was not tested.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from service import create_app
+from service.auth import create_key
+from service.config import Settings
+from service.db import Database
+from service.migrate import upgrade
+
+POSTGRES_URL = os.environ.get(
+    "TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+BACKENDS = ("sqlite", "postgresql")
+TABLES_CHILD_FIRST = ("orders", "customers", "acquisition_spend", "api_keys")
+
+_postgres_problem: str | None = None
+
+
+def _postgres_required() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true") or os.environ.get(
+        "REQUIRE_POSTGRES"
+    ) == "1"
+
+
+def _check_postgres() -> str | None:
+    try:
+        engine = create_engine(POSTGRES_URL, connect_args={"connect_timeout": 3})
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        engine.dispose()
+    except Exception as exc:  # any failure to connect means "not available"
+        return f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
+    return None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    global _postgres_problem
+    _postgres_problem = _check_postgres()
+    if _postgres_problem and _postgres_required():
+        pytest.exit(
+            f"PostgreSQL is required (CI) but unreachable at {POSTGRES_URL}: {_postgres_problem}",
+            returncode=3,
+        )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Without PostgreSQL (and outside CI), run the SQLite half only."""
+    if not _postgres_problem:
+        return
+    kept = [i for i in items if "[postgresql" not in i.nodeid and "-postgresql" not in i.nodeid]
+    deselected = [i for i in items if i not in kept]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = kept
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if _postgres_problem:
+        terminalreporter.write_sep(
+            "!",
+            f"PostgreSQL was NOT tested ({POSTGRES_URL} unreachable: {_postgres_problem}); "
+            "only the SQLite half ran",
+            red=True,
+            bold=True,
+        )
+
+
+def _postgres_database(name: str) -> str:
+    """URL of a fresh, empty PostgreSQL database `name` on the test server."""
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def empty_database_url(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """Make a new, empty database of a backend, for tests that migrate it themselves."""
+
+    def make(backend: str, name: str) -> str:
+        if backend == "sqlite":
+            return f"sqlite:///{tmp_path_factory.mktemp(name) / 'db.sqlite3'}"
+        return _postgres_database(f"cm_{name}_{os.getpid()}")
+
+    return make
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(scope="session")
+def database_url(backend: str, empty_database_url: Any) -> str:
+    """A database of the backend, migrated to head once per session."""
+    url = empty_database_url(backend, "suite")
+    database = Database(url)
+    upgrade(database.engine)
+    database.engine.dispose()
+    return str(url)
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return Settings(database_url=database_url, reporting_currency="USD", max_body_bytes=256_000)
+
+
+@pytest.fixture
+def app(settings: Settings) -> Iterator[Flask]:
+    app = create_app(settings)
+    yield app
+    _empty_tables(app.extensions["customer_metrics.db"])
+    app.extensions["customer_metrics.db"].engine.dispose()
+
+
+def _empty_tables(database: Database) -> None:
+    with database.engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(
+                text(f"TRUNCATE {', '.join(TABLES_CHILD_FIRST)} RESTART IDENTITY CASCADE")
+            )
+        else:
+            for table in TABLES_CHILD_FIRST:
+                connection.execute(text(f"DELETE FROM {table}"))
+
+
+@pytest.fixture
+def db(app: Flask) -> Database:
+    database: Database = app.extensions["customer_metrics.db"]
+    return database
+
+
+@dataclass
+class Keys:
+    """Authorization headers for keys of each scope."""
+
+    ingest: dict[str, str]
+    read: dict[str, str]
+    admin: dict[str, str]
+    both: dict[str, str]
+
+
+@pytest.fixture
+def keys(db: Database) -> Keys:
+    now = datetime.now(UTC)
+    made: dict[str, dict[str, str]] = {}
+    with db.transaction() as session:
+        for name, scopes in {
+            "ingest": ["ingest"],
+            "read": ["read"],
+            "admin": ["admin"],
+            "both": ["ingest", "read"],
+        }.items():
+            _, key = create_key(session, name, scopes, now)
+            made[name] = {"Authorization": f"Bearer {key}"}
+    return Keys(**made)
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+class Api:
+    """The API as a client sees it, with a key that may ingest and read."""
+
+    def __init__(self, client: FlaskClient, headers: dict[str, str]):
+        self.client = client
+        self.headers = headers
+
+    def post(self, path: str, items: list[dict[str, Any]]) -> Any:
+        return self.client.post(path, json={"items": items}, headers=self.headers)
+
+    def get(self, path: str, **params: Any) -> Any:
+        return self.client.get(path, query_string=params, headers=self.headers)
+
+    def delete(self, path: str) -> Any:
+        return self.client.delete(path, headers=self.headers)
+
+
+@pytest.fixture
+def api(client: FlaskClient, keys: Keys) -> Api:
+    return Api(client, keys.both)
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return Path(__file__).resolve().parent.parent
