@@ -109,4 +109,3 @@ def authorize(session: Session, scope: str) -> ApiKey:
             f"This API key lacks the '{scope}' scope; it has: {', '.join(sorted(key.scope_set))}."
         )
     return key
-

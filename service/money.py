@@ -32,7 +32,7 @@ def currency_exponent(code: str) -> int | None:
 
 def to_decimal(value: object) -> Decimal:
     """Read a decimal string, integer or exact JSON number; never goes through a float."""
-    if isinstance(value, bool) or isinstance(value, float):
+    if isinstance(value, (bool, float)):
         # A float already lost exactness before we saw it.
         raise AmountError("must be a decimal string or an exact JSON number")
     if isinstance(value, Decimal):

@@ -37,9 +37,10 @@ _postgres_problem: str | None = None
 
 
 def _postgres_required() -> bool:
-    return os.environ.get("CI", "").lower() in ("1", "true") or os.environ.get(
-        "REQUIRE_POSTGRES"
-    ) == "1"
+    return (
+        os.environ.get("CI", "").lower() in ("1", "true")
+        or os.environ.get("REQUIRE_POSTGRES") == "1"
+    )
 
 
 def _check_postgres() -> str | None:

@@ -116,8 +116,14 @@ def test_a_batch_with_one_bad_record_stores_nothing_and_lists_every_problem(api)
         order("good-1"),
         order("bad-1", total="12.345", status="shipped"),
         order("good-2"),
-        {"id": "bad-2", "customer_id": "c", "currency": "EUR", "total": "-1", "status": "pending",
-         "placed_at": "2024-03-01T10:00:00"},
+        {
+            "id": "bad-2",
+            "customer_id": "c",
+            "currency": "EUR",
+            "total": "-1",
+            "status": "pending",
+            "placed_at": "2024-03-01T10:00:00",
+        },
         "not an object",
     ]
     response = api.post("/v1/orders", batch)
@@ -150,8 +156,10 @@ def test_amounts_follow_the_currency_minor_unit(api):
 
 
 def test_floats_of_nan_and_infinity_are_refused(client, keys):
-    body = '{"items": [{"id": "o", "customer_id": "c", "placed_at": "2024-01-01T00:00:00Z", ' \
-           '"currency": "USD", "total": NaN, "status": "completed"}]}'
+    body = (
+        '{"items": [{"id": "o", "customer_id": "c", "placed_at": "2024-01-01T00:00:00Z", '
+        '"currency": "USD", "total": NaN, "status": "completed"}]}'
+    )
     response = client.post(
         "/v1/orders", data=body, content_type="application/json", headers=keys.ingest
     )

@@ -13,7 +13,7 @@ from service.errors import NotFound
 from service.extensions import database
 from service.queries import stored_records
 from service.schemas.batches import BatchResult, CustomerBatch
-from service.schemas.pages import CustomerListArgs, CustomerPage
+from service.schemas.pages import LINK_HEADER, CustomerListArgs, CustomerPage
 from service.schemas.records import CustomerOut
 
 blp = Blueprint("customers", __name__, url_prefix="/v1/customers", description="Customers.")
@@ -28,7 +28,7 @@ blp = Blueprint("customers", __name__, url_prefix="/v1/customers", description="
 @blp.alt_response(415, response="UNSUPPORTED_MEDIA_TYPE")
 @blp.alt_response(422, response="UNPROCESSABLE_ENTITY")
 def upsert_customers() -> dict[str, int]:
-    """Upsert 1–1000 customers by (source, id)
+    """Upsert 1-1000 customers by (source, id)
 
     The batch is atomic: if any record is invalid nothing is stored and the 422
     answer lists every problem by index, id and field. A record whose
@@ -40,7 +40,7 @@ def upsert_customers() -> dict[str, int]:
 @blp.get("")
 @protected(blp, "read")
 @blp.arguments(CustomerListArgs, location="query", as_kwargs=True)
-@blp.response(200, CustomerPage)
+@blp.response(200, CustomerPage, headers=LINK_HEADER)
 def list_customers(limit: int, cursor: str | None = None, source: str | None = None) -> Any:
     """List customers, oldest first, with cursor pagination (Link: rel="next")"""
     with database().sessions() as session:

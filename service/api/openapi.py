@@ -49,6 +49,9 @@ class ServiceApi(Api):  # type: ignore[misc]
         prepare_response(response, self.spec, PROBLEM_CONTENT_TYPE)
         self.spec.components.response(name, response, lazy=True)
 
+    def _register_pagination_header(self) -> None:
+        """We paginate with cursors and Link headers, not flask-smorest's page numbers."""
+
     def handle_http_exception(self, error: Any) -> Any:
         return render_http_exception(error)
 

@@ -13,7 +13,7 @@ from service.errors import NotFound
 from service.extensions import database
 from service.queries import stored_records
 from service.schemas.batches import BatchResult, OrderBatch
-from service.schemas.pages import OrderListArgs, OrderPage
+from service.schemas.pages import LINK_HEADER, OrderListArgs, OrderPage
 from service.schemas.records import OrderOut
 
 blp = Blueprint("orders", __name__, url_prefix="/v1/orders", description="Orders.")
@@ -28,7 +28,7 @@ blp = Blueprint("orders", __name__, url_prefix="/v1/orders", description="Orders
 @blp.alt_response(415, response="UNSUPPORTED_MEDIA_TYPE")
 @blp.alt_response(422, response="UNPROCESSABLE_ENTITY")
 def upsert_orders() -> dict[str, int]:
-    """Upsert 1–1000 orders by (source, id)
+    """Upsert 1-1000 orders by (source, id)
 
     Amounts are exact decimals (strings or JSON numbers) in the reporting
     currency. An order may name a customer not sent yet: a stub customer is
@@ -40,7 +40,7 @@ def upsert_orders() -> dict[str, int]:
 @blp.get("")
 @protected(blp, "read")
 @blp.arguments(OrderListArgs, location="query", as_kwargs=True)
-@blp.response(200, OrderPage)
+@blp.response(200, OrderPage, headers=LINK_HEADER)
 def list_orders(
     limit: int,
     cursor: str | None = None,

@@ -33,7 +33,9 @@ def decode_cursor(cursor: str | None) -> int:
     )
 
 
-def page(items: list[dict[str, Any]], next_after: int | None) -> tuple[dict[str, Any], dict[str, str]]:
+def page(
+    items: list[dict[str, Any]], next_after: int | None
+) -> tuple[dict[str, Any], dict[str, str]]:
     """The page body and its headers: `Link: <...>; rel="next"` when there is more."""
     if next_after is None:
         return {"items": items, "next_cursor": None}, {}

@@ -30,6 +30,7 @@ def protected(blp: Blueprint, scope: str) -> Callable[[F], F]:
         documented = Blueprint.doc(security=[{"ApiKey": [scope]}])(check_then_call)
         documented = blp.alt_response(401, response="UNAUTHORIZED")(documented)
         documented = blp.alt_response(403, response="FORBIDDEN")(documented)
+        documented = blp.alt_response("default", response="DEFAULT_ERROR")(documented)
         return documented  # type: ignore[return-value]
 
     return decorate

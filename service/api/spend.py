@@ -12,7 +12,7 @@ from service.api.security import protected
 from service.extensions import database
 from service.queries import stored_records
 from service.schemas.batches import BatchResult, SpendBatch
-from service.schemas.pages import PageArgs, SpendPage
+from service.schemas.pages import LINK_HEADER, PageArgs, SpendPage
 
 blp = Blueprint(
     "acquisition-spend",
@@ -31,7 +31,7 @@ blp = Blueprint(
 @blp.alt_response(415, response="UNSUPPORTED_MEDIA_TYPE")
 @blp.alt_response(422, response="UNPROCESSABLE_ENTITY")
 def upsert_spend() -> dict[str, int]:
-    """Add or replace 1–1000 spend records
+    """Add or replace 1-1000 spend records
 
     A record with an `id` replaces the stored one with that id; a record
     without one is always added. Give `date`, or `start_date` and `end_date`
@@ -43,7 +43,7 @@ def upsert_spend() -> dict[str, int]:
 @blp.get("")
 @protected(blp, "read")
 @blp.arguments(PageArgs, location="query", as_kwargs=True)
-@blp.response(200, SpendPage)
+@blp.response(200, SpendPage, headers=LINK_HEADER)
 def list_spend(limit: int, cursor: str | None = None) -> Any:
     """List spend records, oldest first, with cursor pagination"""
     with database().sessions() as session:

@@ -17,8 +17,9 @@ def _create_app() -> object:
     return create_app()
 
 
-@click.group(cls=FlaskGroup, create_app=_create_app, add_default_commands=False,
-             add_version_option=False)
+@click.group(
+    cls=FlaskGroup, create_app=_create_app, add_default_commands=False, add_version_option=False
+)
 def cli() -> None:
     """customer-metrics: ingest a shop's orders and answer customer metrics.
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import os
+import sys
 from typing import Any
 
 import click
@@ -26,13 +28,12 @@ def import_command(kind: str, path: str, batch_size: int) -> None:
     Good rows are stored batch by batch even when others are bad; bad rows are
     listed by line number and the command exits with status 1.
     """
-    size = os.path.getsize(path)
-    with open(path, newline="", encoding="utf-8-sig") as stream, click.progressbar(
-        length=size, label=f"importing {kind}", file=click.get_text_stream("stderr")
-    ) as bar:
+    with open(path, "rb") as raw, _progress_bar(os.path.getsize(path), kind) as bar:
+        # utf-8-sig: spreadsheet programs often start the file with a byte-order mark.
+        stream = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
 
         def advance(_rows: int) -> None:
-            bar.update(stream.buffer.tell() - bar.pos)
+            bar.update(raw.tell() - bar.pos)
 
         try:
             report = import_csv(
@@ -57,3 +58,8 @@ def _print_errors(errors: list[dict[str, Any]]) -> None:
         click.echo(f"line {error['line']}{record}: {error['field']}: {error['message']}", err=True)
     if len(errors) > MAX_ERRORS_SHOWN:
         click.echo(f"... and {len(errors) - MAX_ERRORS_SHOWN} more problems", err=True)
+
+
+def _progress_bar(size: int, kind: str) -> Any:
+    """Progress by bytes read, on stderr so the summary on stdout stays clean."""
+    return click.progressbar(length=size, label=f"importing {kind}", file=sys.stderr)

@@ -17,8 +17,11 @@ from service.models import SCOPES, ApiKey
 
 
 @click.command()
-@click.option("--bind", default=lambda: os.environ.get("BIND", "127.0.0.1:8000"),
-              show_default="127.0.0.1:8000 or $BIND")
+@click.option(
+    "--bind",
+    default=lambda: os.environ.get("BIND", "127.0.0.1:8000"),
+    show_default="127.0.0.1:8000 or $BIND",
+)
 @click.option("--workers", type=int, default=None, help="Default: $WEB_CONCURRENCY or cores.")
 @with_appcontext
 def serve(bind: str, workers: int | None) -> None:
@@ -29,8 +32,14 @@ def serve(bind: str, workers: int | None) -> None:
     if workers:
         env["WEB_CONCURRENCY"] = str(workers)
     click.echo(f"serving on http://{bind}  (API docs: http://{bind}/docs)", err=True)
-    args = [sys.executable, "-m", "gunicorn", "-c", "python:service.gunicorn_conf",
-            "service:create_app()"]
+    args = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "-c",
+        "python:service.gunicorn_conf",
+        "service:create_app()",
+    ]
     os.execve(sys.executable, args, env)
 
 
@@ -45,8 +54,9 @@ def _announce_key() -> None:
             return
         active = session.scalar(select(ApiKey.pk).where(ApiKey.revoked_at.is_(None)).limit(1))
         if active is not None:
-            click.echo("API keys exist; make another with `customer-metrics keys create`.",
-                       err=True)
+            click.echo(
+                "API keys exist; make another with `customer-metrics keys create`.", err=True
+            )
             return
         _, key = create_key(session, "first key (created by serve)", SCOPES, now)
     click.echo(f"\nYour API key (all scopes; shown only this once):\n\n    {key}\n", err=True)

@@ -79,4 +79,3 @@ def ingest_batch(
             errors=errors,
         )
     return kind.store(session, records, now)
-

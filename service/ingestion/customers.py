@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
 from service.ingestion.outcome import BatchOutcome, Verdict, judge
@@ -14,7 +14,7 @@ from service.ingestion.records import CustomerRecord
 from service.ingestion.sql import chunks, insert_missing, upsert
 from service.models import UNKNOWN_CHANNEL, Customer
 
-TABLE = Customer.__table__
+TABLE = cast(Table, Customer.__table__)
 KEY = ("source", "external_id")
 
 
@@ -61,9 +61,7 @@ def upsert_customers(
     return outcome
 
 
-def ensure_customers(
-    session: Session, source: str, ids: set[str], now: datetime
-) -> dict[str, int]:
+def ensure_customers(session: Session, source: str, ids: set[str], now: datetime) -> dict[str, int]:
     """Primary keys of the named customers, creating a stub for each one not seen yet."""
     pks = _customer_pks(session, source, ids)
     missing = ids - pks.keys()

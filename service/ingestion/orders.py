@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
 from service.ingestion.customers import ensure_customers
@@ -15,7 +15,7 @@ from service.ingestion.records import OrderRecord
 from service.ingestion.sql import chunks, upsert
 from service.models import Customer, Order
 
-TABLE = Order.__table__
+TABLE = cast(Table, Order.__table__)
 KEY = ("source", "external_id")
 
 
@@ -79,7 +79,7 @@ def _stored(
             .where(Order.source == source, Order.external_id.in_(chunk))
         )
         for order_id, *values in rows:
-            found[order_id] = (tuple(values), values[-1])
+            found[order_id] = (tuple(values), cast(datetime | None, values[-1]))
     return found
 
 

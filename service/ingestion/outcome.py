@@ -37,8 +37,12 @@ def is_stale(incoming: datetime | None, stored: datetime | None) -> bool:
     return incoming is not None and stored is not None and incoming < stored
 
 
-def judge(stored: tuple[object, ...] | None, incoming: tuple[object, ...],
-          stored_updated_at: datetime | None, incoming_updated_at: datetime | None) -> Verdict:
+def judge(
+    stored: tuple[object, ...] | None,
+    incoming: tuple[object, ...],
+    stored_updated_at: datetime | None,
+    incoming_updated_at: datetime | None,
+) -> Verdict:
     """Compare an incoming record's values with what is stored for the same key."""
     if stored is None:
         return Verdict.CREATED

@@ -140,7 +140,7 @@ class _Checker:
 
 
 def parse_identifier(value: Any) -> str:
-    """A client id: 1–255 characters; JSON integers are accepted as their digits."""
+    """A client id: 1-255 characters; JSON integers are accepted as their digits."""
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)
     if not isinstance(value, str):
@@ -253,7 +253,9 @@ class RecordParser:
         attributes = check.get("attributes", parse_attributes) or {}
         updated_at = check.get("updated_at", parse_instant)
         check.done()
-        return CustomerRecord(source, record_id, created_at, channel, country, attributes, updated_at)
+        return CustomerRecord(
+            source, record_id, created_at, channel, country, attributes, updated_at
+        )
 
     def order(self, raw: Mapping[str, Any]) -> OrderRecord:
         """An order record, or RecordInvalid naming every bad field."""
@@ -307,7 +309,11 @@ class RecordParser:
             check.fail("date", "give either date or start_date/end_date, not both")
         elif one_day is not None:
             return one_day, one_day
-        elif raw.get("date") is None and raw.get("start_date") is None and raw.get("end_date") is None:
+        elif (
+            raw.get("date") is None
+            and raw.get("start_date") is None
+            and raw.get("end_date") is None
+        ):
             check.fail("date", "is required (or give start_date and end_date)")
         elif start is not None and end is None and raw.get("end_date") is None:
             check.fail("end_date", "is required with start_date")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
 from service.ingestion.outcome import BatchOutcome, Verdict, judge
@@ -14,7 +14,7 @@ from service.ingestion.records import SpendRecord
 from service.ingestion.sql import chunks, upsert
 from service.models import AcquisitionSpend
 
-TABLE = AcquisitionSpend.__table__
+TABLE = cast(Table, AcquisitionSpend.__table__)
 
 
 def upsert_spend(session: Session, records: Sequence[SpendRecord], now: datetime) -> BatchOutcome:
@@ -24,15 +24,16 @@ def upsert_spend(session: Session, records: Sequence[SpendRecord], now: datetime
     with_id: dict[str, SpendRecord] = {}
     without_id: list[SpendRecord] = []
     for record in records:
-        if record.id is None:
+        spend_id = record.id
+        if spend_id is None:
             outcome.count(Verdict.CREATED)
             without_id.append(record)
             continue
-        verdict = judge(current.get(record.id), _values(record), None, None)
+        verdict = judge(current.get(spend_id), _values(record), None, None)
         outcome.count(verdict)
         if verdict in (Verdict.CREATED, Verdict.UPDATED):
-            with_id[record.id] = record
-            current[record.id] = _values(record)
+            with_id[spend_id] = record
+            current[spend_id] = _values(record)
     upsert(session, TABLE, [_row(r, now) for r in with_id.values()], ("external_id",), False)
     if without_id:
         session.execute(TABLE.insert(), [_row(r, now) for r in without_id])
@@ -40,7 +41,13 @@ def upsert_spend(session: Session, records: Sequence[SpendRecord], now: datetime
 
 
 def _values(record: SpendRecord) -> tuple[Any, ...]:
-    return (record.channel, record.amount_minor, record.currency, record.start_date, record.end_date)
+    return (
+        record.channel,
+        record.amount_minor,
+        record.currency,
+        record.start_date,
+        record.end_date,
+    )
 
 
 def _stored(session: Session, ids: set[str]) -> dict[str, tuple[Any, ...]]:
@@ -57,7 +64,7 @@ def _stored(session: Session, ids: set[str]) -> dict[str, tuple[Any, ...]]:
             ).where(AcquisitionSpend.external_id.in_(chunk))
         )
         for spend_id, *values in rows:
-            found[spend_id] = tuple(values)
+            found[str(spend_id)] = tuple(values)
     return found
 
 

@@ -36,8 +36,9 @@ def upsert(
     session.execute(statement, list(rows))
 
 
-def insert_missing(session: Session, table: Table, rows: Sequence[dict[str, Any]],
-                   key: Sequence[str]) -> None:
+def insert_missing(
+    session: Session, table: Table, rows: Sequence[dict[str, Any]], key: Sequence[str]
+) -> None:
     """Insert rows whose key is not stored yet; leave existing ones untouched."""
     if not rows:
         return

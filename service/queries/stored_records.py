@@ -62,7 +62,7 @@ def spend_view(row: AcquisitionSpend) -> dict[str, Any]:
     }
 
 
-def _orders_with_customer_ids() -> Select[tuple[Order, str]]:
+def _orders_with_customer_ids() -> Select:  # type: ignore[type-arg]
     return select(Order, Customer.external_id).join(Customer, Customer.pk == Order.customer_pk)
 
 
@@ -77,7 +77,10 @@ def get_order(session: Session, source: str, order_id: str) -> dict[str, Any] | 
     found = session.execute(
         _orders_with_customer_ids().where(Order.source == source, Order.external_id == order_id)
     ).first()
-    return None if found is None else order_view(*found)
+    if found is None:
+        return None
+    order, customer_id = found
+    return order_view(order, customer_id)
 
 
 def list_customers(
@@ -99,14 +102,14 @@ def list_orders(
     if source is not None:
         query = query.where(Order.source == source)
     if customer_id is not None:
-        query = query.where(Customer.external_id == customer_id, Customer.source == (source or "api"))
+        query = query.where(
+            Customer.external_id == customer_id, Customer.source == (source or "api")
+        )
     rows = list(session.execute(query))
     return [order_view(o, c) for o, c in rows[:limit]], _next_after([o for o, _ in rows], limit)
 
 
-def list_spend(
-    session: Session, after: int, limit: int
-) -> tuple[list[dict[str, Any]], int | None]:
+def list_spend(session: Session, after: int, limit: int) -> tuple[list[dict[str, Any]], int | None]:
     query = (
         select(AcquisitionSpend)
         .where(AcquisitionSpend.pk > after)

@@ -11,9 +11,7 @@ MAX_LIMIT = 1000
 
 
 class PageArgs(Schema):
-    limit = fields.Integer(
-        load_default=DEFAULT_LIMIT, validate=validate.Range(1, MAX_LIMIT)
-    )
+    limit = fields.Integer(load_default=DEFAULT_LIMIT, validate=validate.Range(1, MAX_LIMIT))
     cursor = fields.String(metadata={"description": "Opaque; from the previous page."})
 
 
@@ -43,3 +41,11 @@ def _page_of(record: type[Schema], name: str) -> type[Schema]:
 CustomerPage = _page_of(CustomerOut, "CustomerPage")
 OrderPage = _page_of(OrderOut, "OrderPage")
 SpendPage = _page_of(SpendOut, "SpendPage")
+
+
+LINK_HEADER = {
+    "Link": {
+        "description": 'RFC 8288 link to the next page, `<url>; rel="next"`; absent on the last.',
+        "schema": {"type": "string"},
+    }
+}

@@ -11,7 +11,17 @@ from marshmallow import Schema, fields, validate
 
 from service.models import ORDER_STATUSES
 
-MONEY = {"type": "string", "pattern": r"^\d+(\.\d+)?$", "example": "49.90"}
+
+def money(**extra: str) -> dict[str, object]:
+    """OpenAPI metadata of an incoming amount (a fresh dict each time: no YAML anchors)."""
+    return {
+        "type": ["string", "number"],
+        "description": "Exact decimal: a string, or a JSON number read without a float.",
+        "example": "49.90",
+        **extra,
+    }
+
+
 INSTANT_HELP = "RFC 3339 date-time with an offset, e.g. 2024-05-01T14:30:00+02:00."
 
 
@@ -47,8 +57,8 @@ class OrderIn(Schema):
     currency = fields.String(
         required=True, metadata={"description": "ISO 4217; must be the reporting currency."}
     )
-    total = Money(required=True, metadata=MONEY)
-    refunded = Money(metadata={**MONEY, "description": "0 ≤ refunded ≤ total; default 0."})
+    total = Money(required=True, metadata=money())
+    refunded = Money(metadata=money(description="0 ≤ refunded ≤ total; default 0."))
     status = fields.String(required=True, validate=validate.OneOf(ORDER_STATUSES))
     test = fields.Boolean(load_default=False)
     updated_at = fields.String(
@@ -59,7 +69,7 @@ class OrderIn(Schema):
 class SpendIn(Schema):
     id = fields.String(metadata={"description": "Same id replaces; no id always adds."})
     channel = fields.String(required=True)
-    amount = Money(required=True, metadata=MONEY)
+    amount = Money(required=True, metadata=money())
     currency = fields.String(required=True)
     date = fields.Date(metadata={"description": "One day; or give start_date and end_date."})
     start_date = fields.Date()
@@ -75,10 +85,13 @@ class CustomerOut(CustomerIn):
 
 
 class OrderOut(OrderIn):
+    total = Money(required=True, metadata={"type": "string", "example": "49.90"})
+    refunded = Money(required=True, metadata={"type": "string", "example": "0.00"})
     ingested_at = fields.String(required=True, metadata={"format": "date-time"})
 
 
 class SpendOut(SpendIn):
+    amount = Money(required=True, metadata={"type": "string", "example": "120.00"})
     start_date = fields.Date(required=True)
     end_date = fields.Date(required=True)
     ingested_at = fields.String(required=True, metadata={"format": "date-time"})
