@@ -72,9 +72,11 @@ def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10})
         event.listen(engine, "connect", _tune_sqlite)
-        # Let SQLAlchemy, not pysqlite, start transactions, so BEGIN is explicit.
+        # Let SQLAlchemy, not pysqlite, start transactions, and take the write lock at
+        # BEGIN: a transaction that reads and then writes would otherwise fail with
+        # SQLITE_BUSY when another writer committed in between, instead of waiting.
         event.listen(engine, "connect", _disable_pysqlite_transactions)
-        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
+        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
 

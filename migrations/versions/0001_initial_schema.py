@@ -19,6 +19,7 @@ depends_on: str | Sequence[str] | None = None
 PK = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 INSTANT = sa.DateTime(timezone=True)
 COUNTED = sa.text("status = 'completed' AND NOT test")
+# Names are given in full; op.f() stops the naming convention adding its prefix again.
 
 
 def upgrade() -> None:
@@ -61,14 +62,14 @@ def upgrade() -> None:
         sa.Column("updated_at", INSTANT),
         sa.Column("ingested_at", INSTANT, nullable=False),
         sa.UniqueConstraint("source", "external_id", name="uq_orders_source_external_id"),
-        sa.CheckConstraint("total_minor >= 0", name="ck_orders_total_not_negative"),
+        sa.CheckConstraint("total_minor >= 0", name=op.f("ck_orders_total_not_negative")),
         sa.CheckConstraint(
             "refunded_minor >= 0 AND refunded_minor <= total_minor",
-            name="ck_orders_refunded_within_total",
+            name=op.f("ck_orders_refunded_within_total"),
         ),
         sa.CheckConstraint(
             "status IN ('completed', 'pending', 'refunded', 'cancelled')",
-            name="ck_orders_known_status",
+            name=op.f("ck_orders_known_status"),
         ),
     )
     op.create_index("ix_orders_customer_pk_placed_at", "orders", ["customer_pk", "placed_at"])
@@ -91,8 +92,12 @@ def upgrade() -> None:
         sa.Column("end_date", sa.Date(), nullable=False),
         sa.Column("ingested_at", INSTANT, nullable=False),
         sa.UniqueConstraint("external_id", name="uq_acquisition_spend_external_id"),
-        sa.CheckConstraint("amount_minor >= 0", name="ck_acquisition_spend_amount_not_negative"),
-        sa.CheckConstraint("end_date >= start_date", name="ck_acquisition_spend_dates_in_order"),
+        sa.CheckConstraint(
+            "amount_minor >= 0", name=op.f("ck_acquisition_spend_amount_not_negative")
+        ),
+        sa.CheckConstraint(
+            "end_date >= start_date", name=op.f("ck_acquisition_spend_dates_in_order")
+        ),
     )
     op.create_index(
         "ix_acquisition_spend_start_date_end_date", "acquisition_spend", ["start_date", "end_date"]

@@ -73,12 +73,15 @@ def _batches(
     batch: list[Any] = []
     errors: list[dict[str, Any]] = []
     rows_read = 0
+    # A quoted cell may span lines: report a bad row at the line it starts on.
+    first_line = reader.line_num + 1
     for row in reader:
         rows_read += 1
         try:
             batch.append(parse_record(kind, parser, _raw_record(row)))
         except RecordInvalid as invalid:
-            errors.extend(_line_errors(reader.line_num, row.get("id"), invalid))
+            errors.extend(_line_errors(first_line, row.get("id"), invalid))
+        first_line = reader.line_num + 1
         if rows_read == batch_size:
             yield batch, errors, rows_read
             batch, errors, rows_read = [], [], 0

@@ -160,7 +160,8 @@ def parse_instant(value: Any) -> datetime:
             "e.g. 2024-05-01T12:30:00Z or 2024-05-01T14:30:00+02:00"
         )
     try:
-        return datetime.fromisoformat(value).astimezone(UTC)
+        # RFC 3339 allows a lower-case t and z; Python 3.11's parser does not.
+        return datetime.fromisoformat(value.upper()).astimezone(UTC)
     except ValueError:
         raise ValueError(f"{value!r} is not a real date and time") from None
 

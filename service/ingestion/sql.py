@@ -25,6 +25,9 @@ def upsert(
     """
     if not rows:
         return
+    # Rows in key order: concurrent batches then lock shared keys in the same order
+    # and cannot deadlock.
+    rows = sorted(rows, key=lambda row: tuple(row[name] for name in key))
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     insert = dialect.insert(table)
     replaced = {name: insert.excluded[name] for name in rows[0] if name not in key}

@@ -56,8 +56,8 @@ def spend_view(row: AcquisitionSpend) -> dict[str, Any]:
         "channel": row.channel,
         "amount": _amount(row.amount_minor, row.currency),
         "currency": row.currency,
-        "start_date": row.start_date.isoformat(),
-        "end_date": row.end_date.isoformat(),
+        "start_date": row.start_date,
+        "end_date": row.end_date,
         "ingested_at": _instant(row.ingested_at),
     }
 

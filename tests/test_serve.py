@@ -1,0 +1,117 @@
+"""The README's run command, for real: `customer-metrics serve` under gunicorn, over HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+SERVE = [sys.executable, "-c", "from service.cli import main; main()", "serve"]
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _call(url: str, key: str, body: Any = None) -> tuple[int, Any]:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method="POST" if data else "GET")
+    request.add_header("Authorization", f"Bearer {key}")
+    request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def _wait_until_ready(base: str, process: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "serve exited early"
+        try:
+            with urllib.request.urlopen(f"{base}/readyz", timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise AssertionError("the service did not become ready within 30 s")
+
+
+def _serve(cwd: Path, env: dict[str, str]) -> tuple[str, subprocess.Popen[str]]:
+    port = _free_port()
+    env = {**os.environ, **env, "BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": "1"}
+    process = subprocess.Popen(
+        SERVE, cwd=cwd, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True
+    )
+    return f"http://127.0.0.1:{port}", process
+
+
+def _stop(process: subprocess.Popen[str]) -> str:
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=30)
+    return stderr
+
+
+def _order() -> dict[str, Any]:
+    return {
+        "id": "1001",
+        "customer_id": "c-1",
+        "placed_at": "2024-05-01T14:30:00+02:00",
+        "currency": "USD",
+        "total": "49.90",
+        "status": "completed",
+    }
+
+
+def test_serve_with_no_configuration_migrates_sqlite_prints_a_key_and_answers(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "BOOTSTRAP_API_KEY")}
+    base, process = _serve(tmp_path, env)
+    try:
+        _wait_until_ready(base, process)
+        assert (tmp_path / "customer-metrics.sqlite3").exists()
+    finally:
+        stderr = _stop(process)
+    key = re.search(r"^\s+(cm_\S+)$", stderr, re.MULTILINE)
+    assert key, stderr
+
+    base, process = _serve(tmp_path, env)  # a second start keeps the key and the data
+    try:
+        _wait_until_ready(base, process)
+        assert _call(f"{base}/v1/orders", key.group(1), {"items": [_order()]}) == (
+            200,
+            {"created": 1, "updated": 0, "unchanged": 0, "stale_ignored": 0},
+        )
+        status, stored = _call(f"{base}/v1/orders/api/1001", key.group(1))
+        assert (status, stored["total"], stored["placed_at"]) == (
+            200,
+            "49.90",
+            "2024-05-01T12:30:00Z",
+        )
+        assert _call(f"{base}/v1/orders", "cm_wrong")[0] == 401
+    finally:
+        stderr = _stop(process)
+    assert "API keys exist" in stderr
+
+
+def test_serve_ensures_the_bootstrap_key_on_the_configured_database(tmp_path, app, database_url):
+    # `app` is requested so the tables of the shared test database are emptied afterwards.
+    key = "cm_bootstrap-key-for-tests-0123456789"
+    base, process = _serve(tmp_path, {"DATABASE_URL": database_url, "BOOTSTRAP_API_KEY": key})
+    try:
+        _wait_until_ready(base, process)
+        assert _call(f"{base}/v1/orders", key, {"items": [_order()]})[0] == 200
+        assert _call(f"{base}/v1/orders/api/1001", key)[0] == 200
+    finally:
+        _stop(process)
