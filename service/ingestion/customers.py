@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from service.ingestion.outcome import BatchOutcome, Verdict, judge
 from service.ingestion.records import CustomerRecord
-from service.ingestion.sql import chunks, insert_missing, upsert
+from service.ingestion.sql import chunks, insert_missing, lock_keys, upsert
 from service.models import UNKNOWN_CHANNEL, Customer
 
 TABLE = cast(Table, Customer.__table__)
@@ -44,7 +44,9 @@ def upsert_customers(
     """Store customers by (source, id), following the stale-update rule of METRICS.md §1."""
     outcome = BatchOutcome()
     for source, group in _by_source(records).items():
-        stored = _stored(session, source, {r.id for r in group})
+        ids = {r.id for r in group}
+        lock_keys(session, f"customers:{source}", ids)
+        stored = _stored(session, source, ids)
         current = {
             cid: (None if row.stub else _stored_values(row), row.updated_at)
             for cid, row in stored.items()

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from service.ingestion.customers import ensure_customers
 from service.ingestion.outcome import BatchOutcome, Verdict, judge
 from service.ingestion.records import OrderRecord
-from service.ingestion.sql import chunks, upsert
+from service.ingestion.sql import chunks, lock_keys, upsert
 from service.models import Customer, Order
 
 TABLE = cast(Table, Order.__table__)
@@ -26,7 +26,9 @@ def upsert_orders(session: Session, records: Sequence[OrderRecord], now: datetim
     for record in records:
         groups.setdefault(record.source, []).append(record)
     for source, group in groups.items():
-        current = _stored(session, source, {r.id for r in group})
+        ids = {r.id for r in group}
+        lock_keys(session, f"orders:{source}", ids)
+        current = _stored(session, source, ids)
         to_write: dict[str, OrderRecord] = {}
         for record in group:
             values, updated_at = current.get(record.id, (None, None))

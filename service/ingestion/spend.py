@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from service.ingestion.outcome import BatchOutcome, Verdict, judge
 from service.ingestion.records import SpendRecord
-from service.ingestion.sql import chunks, upsert
+from service.ingestion.sql import chunks, lock_keys, upsert
 from service.models import AcquisitionSpend
 
 TABLE = cast(Table, AcquisitionSpend.__table__)
@@ -20,7 +20,9 @@ TABLE = cast(Table, AcquisitionSpend.__table__)
 def upsert_spend(session: Session, records: Sequence[SpendRecord], now: datetime) -> BatchOutcome:
     """Store spend records (METRICS.md §1: same id replaces, no id always adds)."""
     outcome = BatchOutcome()
-    current = _stored(session, {r.id for r in records if r.id is not None})
+    ids = {r.id for r in records if r.id is not None}
+    lock_keys(session, "spend", ids)
+    current = _stored(session, ids)
     with_id: dict[str, SpendRecord] = {}
     without_id: list[SpendRecord] = []
     for record in records:

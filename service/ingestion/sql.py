@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, or_
+from sqlalchemy import ColumnElement, Table, bindparam, or_, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -37,6 +38,33 @@ def upsert(
         where = or_(stored.is_(None), incoming.is_(None), incoming >= stored)
     statement = insert.on_conflict_do_update(index_elements=list(key), set_=replaced, where=where)
     session.execute(statement, list(rows))
+
+
+def lock_keys(session: Session, namespace: str, keys: Iterable[str]) -> None:
+    """Serialise writers of the same records until the transaction ends (PostgreSQL).
+
+    Each batch reads what is stored, decides created/updated/unchanged/stale, then
+    writes. Holding a transaction-scoped advisory lock per key makes that
+    read-decide-write step atomic against a concurrent batch with the same keys,
+    so a record delivered twice at once is counted once. Locks are taken in one
+    sorted order, so two batches cannot deadlock. SQLite needs none of this: its
+    writers are serialised by BEGIN IMMEDIATE.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    hashes = sorted({_lock_id(namespace, key) for key in keys})
+    if hashes:
+        session.execute(_LOCK_STATEMENT, {"ids": hashes})
+
+
+_LOCK_STATEMENT = text(
+    "SELECT count(pg_advisory_xact_lock(id)) FROM (SELECT unnest(:ids) AS id ORDER BY id) AS k"
+).bindparams(bindparam("ids", type_=postgresql.ARRAY(postgresql.BIGINT)))
+
+
+def _lock_id(namespace: str, key: str) -> int:
+    digest = hashlib.blake2b(f"{namespace}\x00{key}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
 
 
 def insert_missing(
