@@ -31,7 +31,7 @@ def upgrade() -> None:
         sa.Column("created_at", INSTANT),
         sa.Column("acquisition_channel", sa.String(255), nullable=False),
         sa.Column("country", sa.String(2)),
-        sa.Column("attributes", sa.JSON(), nullable=False),
+        sa.Column("attributes", sa.JSON(), nullable=False, server_default="{}"),
         sa.Column("updated_at", INSTANT),
         sa.Column("stub", sa.Boolean(), nullable=False),
         sa.Column("ingested_at", INSTANT, nullable=False),

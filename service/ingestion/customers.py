@@ -6,15 +6,24 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, select
+from sqlalchemy import Row, Table, select
 from sqlalchemy.orm import Session
 
 from service.ingestion.outcome import BatchOutcome, Verdict, judge
 from service.ingestion.records import CustomerRecord
-from service.ingestion.sql import chunks, insert_missing, lock_keys, upsert
+from service.ingestion.sql import insert_missing_keys, lock_keys, restricted_to_keys, upsert
 from service.models import UNKNOWN_CHANNEL, Customer
 
 TABLE = cast(Table, Customer.__table__)
+STORED_COLUMNS = (
+    Customer.external_id,
+    Customer.created_at,
+    Customer.acquisition_channel,
+    Customer.country,
+    Customer.attributes,
+    Customer.updated_at,
+    Customer.stub,
+)
 KEY = ("source", "external_id")
 
 
@@ -28,14 +37,10 @@ def _values(record: CustomerRecord) -> tuple[Any, ...]:
     )
 
 
-def _stored(session: Session, source: str, ids: Iterable[str]) -> dict[str, Customer]:
-    found: dict[str, Customer] = {}
-    for chunk in chunks(ids):
-        rows = session.scalars(
-            select(Customer).where(Customer.source == source, Customer.external_id.in_(chunk))
-        )
-        found.update((row.external_id, row) for row in rows)
-    return found
+def _stored(session: Session, source: str, ids: Iterable[str]) -> dict[str, Row[Any]]:
+    query = select(*STORED_COLUMNS).where(Customer.source == source)
+    statement = restricted_to_keys(session, query, Customer.external_id, ids)
+    return {row.external_id: row for row in session.execute(statement)}
 
 
 def upsert_customers(
@@ -68,27 +73,31 @@ def ensure_customers(session: Session, source: str, ids: set[str], now: datetime
     pks = _customer_pks(session, source, ids)
     missing = ids - pks.keys()
     if missing:
-        stubs = [_stub_row(source, cid, now) for cid in sorted(missing)]
-        insert_missing(session, TABLE, stubs, KEY)
-        pks.update(_customer_pks(session, source, missing))
+        # Stubs: known only by id; the other columns keep their defaults.
+        stub = {
+            "source": source,
+            "acquisition_channel": UNKNOWN_CHANNEL,
+            "stub": True,
+            "ingested_at": now,
+        }
+        returning = (TABLE.c.external_id, TABLE.c.pk)
+        pks.update(insert_missing_keys(session, TABLE, KEY, missing, stub, returning))
+        # A concurrent batch may have created some of them first.
+        if ids - pks.keys():
+            pks.update(_customer_pks(session, source, ids - pks.keys()))
     return pks
 
 
 def _customer_pks(session: Session, source: str, ids: Iterable[str]) -> dict[str, int]:
     found: dict[str, int] = {}
-    for chunk in chunks(ids):
-        rows = session.execute(
-            select(Customer.external_id, Customer.pk).where(
-                Customer.source == source, Customer.external_id.in_(chunk)
-            )
-        )
-        # A Result has .keys(), so dict.update() would take it for a mapping.
-        for customer_id, pk in rows:
-            found[customer_id] = pk
+    query = select(Customer.external_id, Customer.pk).where(Customer.source == source)
+    statement = restricted_to_keys(session, query, Customer.external_id, ids)
+    for customer_id, pk in session.execute(statement):
+        found[customer_id] = pk
     return found
 
 
-def _stored_values(row: Customer) -> tuple[Any, ...]:
+def _stored_values(row: Row[Any]) -> tuple[Any, ...]:
     return (row.created_at, row.acquisition_channel, row.country, row.attributes, row.updated_at)
 
 
@@ -102,20 +111,6 @@ def _row(record: CustomerRecord, now: datetime) -> dict[str, Any]:
         "attributes": record.attributes,
         "updated_at": record.updated_at,
         "stub": False,
-        "ingested_at": now,
-    }
-
-
-def _stub_row(source: str, customer_id: str, now: datetime) -> dict[str, Any]:
-    return {
-        "source": source,
-        "external_id": customer_id,
-        "created_at": None,
-        "acquisition_channel": UNKNOWN_CHANNEL,
-        "country": None,
-        "attributes": {},
-        "updated_at": None,
-        "stub": True,
         "ingested_at": now,
     }
 

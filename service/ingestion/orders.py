@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from service.ingestion.customers import ensure_customers
 from service.ingestion.outcome import BatchOutcome, Verdict, judge
 from service.ingestion.records import OrderRecord
-from service.ingestion.sql import chunks, lock_keys, upsert
+from service.ingestion.sql import lock_keys, restricted_to_keys, upsert
 from service.models import Customer, Order
 
 TABLE = cast(Table, Order.__table__)
@@ -64,24 +64,24 @@ def _stored(
 ) -> dict[str, tuple[tuple[Any, ...], datetime | None]]:
     """The stored values of the given orders, shaped like `_values`, keyed by id."""
     found: dict[str, tuple[tuple[Any, ...], datetime | None]] = {}
-    for chunk in chunks(ids):
-        rows = session.execute(
-            select(
-                Order.external_id,
-                Customer.external_id,
-                Order.placed_at,
-                Order.currency,
-                Order.total_minor,
-                Order.refunded_minor,
-                Order.status,
-                Order.test,
-                Order.updated_at,
-            )
-            .join(Customer, Customer.pk == Order.customer_pk)
-            .where(Order.source == source, Order.external_id.in_(chunk))
+    query = (
+        select(
+            Order.external_id,
+            Customer.external_id,
+            Order.placed_at,
+            Order.currency,
+            Order.total_minor,
+            Order.refunded_minor,
+            Order.status,
+            Order.test,
+            Order.updated_at,
         )
-        for order_id, *values in rows:
-            found[order_id] = (tuple(values), cast(datetime | None, values[-1]))
+        .join(Customer, Customer.pk == Order.customer_pk)
+        .where(Order.source == source)
+    )
+    statement = restricted_to_keys(session, query, Order.external_id, ids)
+    for order_id, *values in session.execute(statement):
+        found[order_id] = (tuple(values), cast(datetime | None, values[-1]))
     return found
 
 

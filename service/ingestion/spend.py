@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from service.ingestion.outcome import BatchOutcome, Verdict, judge
 from service.ingestion.records import SpendRecord
-from service.ingestion.sql import chunks, lock_keys, upsert
+from service.ingestion.sql import lock_keys, restricted_to_keys, upsert
 from service.models import AcquisitionSpend
 
 TABLE = cast(Table, AcquisitionSpend.__table__)
@@ -54,19 +54,17 @@ def _values(record: SpendRecord) -> tuple[Any, ...]:
 
 def _stored(session: Session, ids: set[str]) -> dict[str, tuple[Any, ...]]:
     found: dict[str, tuple[Any, ...]] = {}
-    for chunk in chunks(ids):
-        rows = session.execute(
-            select(
-                AcquisitionSpend.external_id,
-                AcquisitionSpend.channel,
-                AcquisitionSpend.amount_minor,
-                AcquisitionSpend.currency,
-                AcquisitionSpend.start_date,
-                AcquisitionSpend.end_date,
-            ).where(AcquisitionSpend.external_id.in_(chunk))
-        )
-        for spend_id, *values in rows:
-            found[str(spend_id)] = tuple(values)
+    query = select(
+        AcquisitionSpend.external_id,
+        AcquisitionSpend.channel,
+        AcquisitionSpend.amount_minor,
+        AcquisitionSpend.currency,
+        AcquisitionSpend.start_date,
+        AcquisitionSpend.end_date,
+    )
+    statement = restricted_to_keys(session, query, AcquisitionSpend.external_id, ids)
+    for spend_id, *values in session.execute(statement):
+        found[str(spend_id)] = tuple(values)
     return found
 
 

@@ -28,7 +28,7 @@ class Customer(Base):
     created_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     acquisition_channel: Mapped[str] = mapped_column(String(255), default=UNKNOWN_CHANNEL)
     country: Mapped[str | None] = mapped_column(String(2))
-    attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, server_default="{}")
     updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # True while the customer is known only from an order that named it; its own
     # record completes it later (METRICS.md §1: orders may arrive first).
