@@ -33,3 +33,8 @@ def spend(**fields: Any) -> dict[str, Any]:
     }
     record.update(fields)
     return {k: v for k, v in record.items() if v is not None}
+
+
+def counts(created: int = 0, updated: int = 0, unchanged: int = 0, stale: int = 0) -> dict:
+    """The outcome a batch endpoint answers with."""
+    return {"created": created, "updated": updated, "unchanged": unchanged, "stale_ignored": stale}

@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.factories import customer, order
-
-
-def counts(created: int = 0, updated: int = 0, unchanged: int = 0, stale: int = 0) -> dict:
-    return {"created": created, "updated": updated, "unchanged": unchanged, "stale_ignored": stale}
+from tests.factories import counts, customer, order
 
 
 def refused_fields(response) -> list[tuple[int, str]]:

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-from tests.factories import customer, order
-
-
-def counts(created: int = 0, updated: int = 0, unchanged: int = 0, stale: int = 0) -> dict:
-    return {"created": created, "updated": updated, "unchanged": unchanged, "stale_ignored": stale}
+from tests.factories import counts, customer, order
 
 
 def test_new_orders_are_created_and_read_back_exactly(api):

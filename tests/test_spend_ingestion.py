@@ -8,13 +8,9 @@ import pytest
 from sqlalchemy import select
 
 from service.models import AcquisitionSpend
-from tests.factories import spend
+from tests.factories import counts, spend
 
 PATH = "/v1/acquisition-spend"
-
-
-def counts(created: int = 0, updated: int = 0, unchanged: int = 0, stale: int = 0) -> dict:
-    return {"created": created, "updated": updated, "unchanged": unchanged, "stale_ignored": stale}
 
 
 def stored(db) -> list[tuple]:
