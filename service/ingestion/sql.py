@@ -1,10 +1,10 @@
 """Dialect-specific statements the ingestion needs, behind one small interface.
 
-PostgreSQL gets set-based statements: a join on `unnest(:keys)` finds a batch's
-stored rows through the unique index whatever the table statistics say, and a
-batch is written by COPY into a temporary table and one
-`INSERT ... SELECT ... ON CONFLICT`. SQLite, embedded and local, gets plain IN
-lists and executemany.
+A batch's keys travel as one JSON array that both databases unpack natively.
+PostgreSQL looks each key up through the unique index (LATERAL, whatever the
+table statistics say) and writes a batch by COPY into a temporary table and
+one `INSERT ... SELECT ... ON CONFLICT`. SQLite, embedded and local, joins on
+json_each and writes with executemany.
 """
 
 from __future__ import annotations
@@ -67,11 +67,12 @@ def restricted_to_keys(
     On PostgreSQL each key is looked up by a LATERAL subquery: a plain join lets
     the planner pick a hash join over the whole table whenever its statistics
     are stale (a fresh database, a bulk load), which turns every batch into a
-    full scan. SQLite's planner probes the index for a join on json_each anyway.
+    full scan. SQLite probes the index with each key of an IN (subquery), where
+    it would scan the source's rows for a join.
     """
     wanted = key_relation(session, keys)
     if not is_postgresql(session):
-        return query.join(wanted, column == wanted.c.key)  # type: ignore[return-value]
+        return query.where(column.in_(select(wanted.c.key)))  # type: ignore[return-value]
     # LIMIT 1 (the key is unique) keeps the planner from flattening the lookup
     # back into the join it would mis-plan.
     found = query.where(column == wanted.c.key).limit(1).lateral("found")
