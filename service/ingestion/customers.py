@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from functools import partial
 from typing import Any, cast
 
 from sqlalchemy import Row, Table, select
 from sqlalchemy.orm import Session
 
-from service.ingestion.outcome import BatchOutcome, Verdict, judge
+from service.ingestion.outcome import BatchOutcome, State, plan_batch, settle
 from service.ingestion.records import CustomerRecord
-from service.ingestion.sql import insert_missing_keys, lock_keys, restricted_to_keys, upsert
+from service.ingestion.sql import insert_missing_keys, restricted_to_keys, upsert
 from service.models import UNKNOWN_CHANNEL, Customer
 
 TABLE = cast(Table, Customer.__table__)
@@ -43,6 +44,15 @@ def _stored(session: Session, source: str, ids: Iterable[str]) -> dict[str, Row[
     return {row.external_id: row for row in session.execute(statement)}
 
 
+def _stored_states(session: Session, source: str, ids: Iterable[str]) -> dict[str, State]:
+    """Stored customers by id, stubs left out (their own record has not come yet)."""
+    return {
+        cid: (_stored_values(row), row.updated_at)
+        for cid, row in _stored(session, source, ids).items()
+        if not row.stub
+    }
+
+
 def upsert_customers(
     session: Session, records: Sequence[CustomerRecord], now: datetime
 ) -> BatchOutcome:
@@ -50,21 +60,20 @@ def upsert_customers(
     outcome = BatchOutcome()
     for source, group in _by_source(records).items():
         ids = {r.id for r in group}
-        lock_keys(session, f"customers:{source}", ids)
         stored = _stored(session, source, ids)
-        current = {
-            cid: (None if row.stub else _stored_values(row), row.updated_at)
-            for cid, row in stored.items()
-        }
-        to_write: dict[str, CustomerRecord] = {}
-        for record in group:
-            values, updated_at = current.get(record.id, (None, None))
-            verdict = judge(values, _values(record), updated_at, record.updated_at)
-            outcome.count(verdict)
-            if verdict in (Verdict.CREATED, Verdict.UPDATED):
-                to_write[record.id] = record
-                current[record.id] = (_values(record), record.updated_at)
-        upsert(session, TABLE, [_row(r, now) for r in to_write.values()], KEY, newer_only=True)
+        stubs = frozenset(cid for cid, row in stored.items() if row.stub)
+        plan = plan_batch(
+            [r.id for r in group],
+            [(_values(r), r.updated_at) for r in group],
+            {
+                cid: (_stored_values(row), row.updated_at)
+                for cid, row in stored.items()
+                if row.stub is False
+            },
+        )
+        rows = [_row(group[i], now) for i in plan.to_write.values()]
+        written = upsert(session, TABLE, rows, KEY, newer_only=True)
+        outcome.add(settle(plan, written, partial(_stored_states, session, source), stubs))
     return outcome
 
 

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from functools import partial
 from typing import Any, cast
 
 from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
 from service.ingestion.customers import ensure_customers
-from service.ingestion.outcome import BatchOutcome, Verdict, judge
+from service.ingestion.outcome import BatchOutcome, State, plan_batch, settle
 from service.ingestion.records import OrderRecord
-from service.ingestion.sql import lock_keys, restricted_to_keys, upsert
+from service.ingestion.sql import restricted_to_keys, upsert
 from service.models import Customer, Order
 
 TABLE = cast(Table, Order.__table__)
@@ -26,23 +27,18 @@ def upsert_orders(session: Session, records: Sequence[OrderRecord], now: datetim
     for record in records:
         groups.setdefault(record.source, []).append(record)
     for source, group in groups.items():
-        ids = {r.id for r in group}
-        lock_keys(session, f"orders:{source}", ids)
-        current = _stored(session, source, ids)
-        to_write: dict[str, OrderRecord] = {}
-        for record in group:
-            values, updated_at = current.get(record.id, (None, None))
-            verdict = judge(values, _values(record), updated_at, record.updated_at)
-            outcome.count(verdict)
-            if verdict in (Verdict.CREATED, Verdict.UPDATED):
-                to_write[record.id] = record
-                current[record.id] = (_values(record), record.updated_at)
+        plan = plan_batch(
+            [r.id for r in group],
+            [(_values(r), r.updated_at) for r in group],
+            _stored(session, source, {r.id for r in group}),
+        )
+        to_write = [group[i] for i in plan.to_write.values()]
+        written: dict[str, bool] | None = None
         if to_write:
-            customer_pks = ensure_customers(
-                session, source, {r.customer_id for r in to_write.values()}, now
-            )
-            rows = [_row(r, customer_pks[r.customer_id], now) for r in to_write.values()]
-            upsert(session, TABLE, rows, KEY, newer_only=True)
+            customer_pks = ensure_customers(session, source, {r.customer_id for r in to_write}, now)
+            rows = [_row(r, customer_pks[r.customer_id], now) for r in to_write]
+            written = upsert(session, TABLE, rows, KEY, newer_only=True)
+        outcome.add(settle(plan, written, partial(_stored, session, source)))
     return outcome
 
 
@@ -59,11 +55,9 @@ def _values(record: OrderRecord) -> tuple[Any, ...]:
     )
 
 
-def _stored(
-    session: Session, source: str, ids: Iterable[str]
-) -> dict[str, tuple[tuple[Any, ...], datetime | None]]:
+def _stored(session: Session, source: str, ids: Iterable[str]) -> dict[str, State]:
     """The stored values of the given orders, shaped like `_values`, keyed by id."""
-    found: dict[str, tuple[tuple[Any, ...], datetime | None]] = {}
+    found: dict[str, State] = {}
     query = (
         select(
             Order.external_id,

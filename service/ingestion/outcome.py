@@ -1,10 +1,24 @@
-"""What a batch did: how many records were created, updated, unchanged or ignored as stale."""
+"""What a batch did: how many records were created, updated, unchanged or ignored as stale.
+
+A batch is decided in two steps. `plan_batch` compares each record with what is
+stored (and with earlier records of the batch: they apply in order) and picks
+the state to write per key. `settle` then confirms those verdicts with what the
+database reports it actually wrote: a concurrent batch may have written the
+same key in between, and a record that lost that race is counted as unchanged
+or stale, never as created twice.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from enum import Enum
+from typing import Any, Generic, TypeVar
+
+K = TypeVar("K", bound=Hashable)
+# Stored state of one record: its compared values, and its updated_at.
+State = tuple[tuple[Any, ...], datetime | None]
 
 
 class Verdict(Enum):
@@ -51,3 +65,69 @@ def judge(
     if stored == incoming:
         return Verdict.UNCHANGED
     return Verdict.UPDATED
+
+
+@dataclass
+class BatchPlan(Generic[K]):
+    """Per record, its verdict; per key to write, the record whose state is written."""
+
+    verdicts: list[Verdict]
+    states: list[State]
+    # Key -> index of the record whose state the batch writes for it.
+    to_write: dict[K, int]
+    # Key -> index of the record planned to create it (it was not stored).
+    creates: dict[K, int]
+
+
+def plan_batch(
+    keys: Sequence[K],
+    states: Sequence[State],
+    stored: dict[K, State],
+) -> BatchPlan[K]:
+    """Judge each record against the stored state and the batch's earlier records."""
+    current = dict(stored)
+    plan: BatchPlan[K] = BatchPlan([], list(states), {}, {})
+    for index, (key, (values, updated_at)) in enumerate(zip(keys, states, strict=True)):
+        stored_values, stored_updated_at = current.get(key, (None, None))
+        verdict = judge(stored_values, values, stored_updated_at, updated_at)
+        plan.verdicts.append(verdict)
+        if verdict is Verdict.CREATED:
+            plan.creates[key] = index
+        if verdict in (Verdict.CREATED, Verdict.UPDATED):
+            plan.to_write[key] = index
+            current[key] = (values, updated_at)
+    return plan
+
+
+def settle(
+    plan: BatchPlan[K],
+    written: dict[K, bool] | None,
+    stored_now: Callable[[set[K]], dict[K, State]],
+    placeholders: frozenset[K] = frozenset(),
+) -> BatchOutcome:
+    """Count the verdicts, corrected by what the database wrote.
+
+    `written` maps each key the database wrote to True if it inserted the row
+    (None: the database serialised this batch, so the plan is exact). Two races
+    are corrected: a key this batch meant to create that a concurrent batch
+    created first (its record updated it, or lost entirely), and a key this
+    batch meant to write that a concurrent batch wrote first (unchanged if what
+    is stored now equals this record, stale otherwise). `placeholders` are keys
+    stored as stand-ins (stub customers), whose replacement is still a creation.
+    """
+    if written is not None:
+        lost = {key for key in plan.to_write if key not in written}
+        for key, index in plan.creates.items():
+            beaten = key in lost or not written[key]
+            if beaten and key not in placeholders:
+                plan.verdicts[index] = Verdict.UPDATED
+        if lost:
+            now = stored_now(lost)
+            for key in lost:
+                index = plan.to_write[key]
+                same = now.get(key, (None, None))[0] == plan.states[index][0]
+                plan.verdicts[index] = Verdict.UNCHANGED if same else Verdict.STALE_IGNORED
+    outcome = BatchOutcome()
+    for verdict in plan.verdicts:
+        outcome.count(verdict)
+    return outcome

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from functools import partial
 from typing import Any, cast
 
 from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
-from service.ingestion.outcome import BatchOutcome, Verdict, judge
+from service.ingestion.outcome import BatchOutcome, State, plan_batch, settle
 from service.ingestion.records import SpendRecord
-from service.ingestion.sql import lock_keys, restricted_to_keys, upsert
+from service.ingestion.sql import restricted_to_keys, upsert
 from service.models import AcquisitionSpend
 
 TABLE = cast(Table, AcquisitionSpend.__table__)
@@ -19,26 +20,20 @@ TABLE = cast(Table, AcquisitionSpend.__table__)
 
 def upsert_spend(session: Session, records: Sequence[SpendRecord], now: datetime) -> BatchOutcome:
     """Store spend records (METRICS.md §1: same id replaces, no id always adds)."""
-    outcome = BatchOutcome()
-    ids = {r.id for r in records if r.id is not None}
-    lock_keys(session, "spend", ids)
-    current = _stored(session, ids)
-    with_id: dict[str, SpendRecord] = {}
-    without_id: list[SpendRecord] = []
-    for record in records:
-        spend_id = record.id
-        if spend_id is None:
-            outcome.count(Verdict.CREATED)
-            without_id.append(record)
-            continue
-        verdict = judge(current.get(spend_id), _values(record), None, None)
-        outcome.count(verdict)
-        if verdict in (Verdict.CREATED, Verdict.UPDATED):
-            with_id[spend_id] = record
-            current[spend_id] = _values(record)
-    upsert(session, TABLE, [_row(r, now) for r in with_id.values()], ("external_id",), False)
+    with_id = [r for r in records if r.id is not None]
+    without_id = [r for r in records if r.id is None]
+    ids = {str(r.id) for r in with_id}
+    plan = plan_batch(
+        [str(r.id) for r in with_id],
+        [(_values(r), None) for r in with_id],
+        _stored(session, ids),
+    )
+    rows = [_row(with_id[i], now) for i in plan.to_write.values()]
+    written = upsert(session, TABLE, rows, ("external_id",), newer_only=False)
+    outcome = settle(plan, written, partial(_stored, session))
     if without_id:
         session.execute(TABLE.insert(), [_row(r, now) for r in without_id])
+        outcome.created += len(without_id)
     return outcome
 
 
@@ -52,8 +47,8 @@ def _values(record: SpendRecord) -> tuple[Any, ...]:
     )
 
 
-def _stored(session: Session, ids: set[str]) -> dict[str, tuple[Any, ...]]:
-    found: dict[str, tuple[Any, ...]] = {}
+def _stored(session: Session, ids: set[str]) -> dict[str, State]:
+    found: dict[str, State] = {}
     query = select(
         AcquisitionSpend.external_id,
         AcquisitionSpend.channel,
@@ -64,7 +59,7 @@ def _stored(session: Session, ids: set[str]) -> dict[str, tuple[Any, ...]]:
     )
     statement = restricted_to_keys(session, query, AcquisitionSpend.external_id, ids)
     for spend_id, *values in session.execute(statement):
-        found[str(spend_id)] = tuple(values)
+        found[str(spend_id)] = (tuple(values), None)
     return found
 
 

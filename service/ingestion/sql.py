@@ -23,12 +23,16 @@ from sqlalchemy import (
     Select,
     String,
     Table,
+    and_,
     bindparam,
+    cast,
     func,
     literal,
+    literal_column,
     or_,
     select,
     true,
+    tuple_,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import QueryableAttribute, Session
@@ -85,25 +89,54 @@ def upsert(
     rows: Sequence[dict[str, Any]],
     key: Sequence[str],
     newer_only: bool,
-) -> None:
-    """Insert rows, or replace the row with the same key.
+) -> dict[str, bool] | None:
+    """Insert rows, or replace the stored row with the same key when it differs.
 
     With `newer_only`, a stored row whose updated_at is newer than the incoming
     one is left alone even if another writer stored it since we looked: the
     stale rule holds in the database, not only in the caller's bookkeeping.
+
+    On PostgreSQL, returns the last key column of each row actually written,
+    mapped to True when it was inserted; None on SQLite, whose writers are
+    serialised (BEGIN IMMEDIATE), so what the caller planned is what happened.
     """
     if not rows:
-        return
-    # Key order: concurrent batches then lock shared keys in the same order.
+        return {} if is_postgresql(session) else None
+    # Key order: concurrent batches then lock shared rows in the same order.
     rows = sorted(rows, key=lambda row: tuple(row[name] for name in key))
     insert, params = _insert_rows(session, table, rows)
-    replaced = {name: insert.excluded[name] for name in rows[0] if name not in key}
-    where: ColumnElement[bool] | None = None
+    names = [name for name in rows[0] if name not in key]
+    conditions: list[ColumnElement[bool]] = []
     if newer_only:
         stored, incoming = table.c.updated_at, insert.excluded.updated_at
-        where = or_(stored.is_(None), incoming.is_(None), incoming >= stored)
-    statement = insert.on_conflict_do_update(index_elements=list(key), set_=replaced, where=where)
-    session.execute(statement, params)
+        conditions.append(or_(stored.is_(None), incoming.is_(None), incoming >= stored))
+    if not is_postgresql(session):
+        statement = insert.on_conflict_do_update(
+            index_elements=list(key),
+            set_={name: insert.excluded[name] for name in names},
+            where=and_(*conditions) if conditions else None,
+        )
+        session.execute(statement, params)
+        return None
+    # Leave identical rows alone: no dead row versions, and "not written" then
+    # tells the caller a concurrent batch got there first.
+    compared = [name for name in names if name != "ingested_at"]
+    conditions.append(
+        tuple_(*[_comparable(table.c[name]) for name in compared]).is_distinct_from(
+            tuple_(*[_comparable(insert.excluded[name]) for name in compared])
+        )
+    )
+    statement = insert.on_conflict_do_update(
+        index_elements=list(key),
+        set_={name: insert.excluded[name] for name in names},
+        where=and_(*conditions),
+    ).returning(table.c[key[-1]], literal_column("xmax = 0"))  # xmax 0: a fresh insert
+    return {row[0]: bool(row[1]) for row in session.execute(statement, params)}
+
+
+def _comparable(column: Any) -> Any:
+    """json has no equality operator in PostgreSQL; jsonb does."""
+    return cast(column, postgresql.JSONB) if isinstance(column.type, JSON) else column
 
 
 def insert_missing_keys(
@@ -182,25 +215,3 @@ def _staging_table(table: Table) -> Table:
         prefixes=["TEMPORARY"],
         postgresql_on_commit="DELETE ROWS",
     )
-
-
-def lock_keys(session: Session, namespace: str, keys: Iterable[str]) -> None:
-    """Serialise writers of the same records until the transaction ends (PostgreSQL).
-
-    Each batch reads what is stored, decides created/updated/unchanged/stale, then
-    writes. Holding a transaction-scoped advisory lock per key makes that
-    read-decide-write step atomic against a concurrent batch with the same keys,
-    so a record delivered twice at once is counted once. Locks are taken in one
-    sorted order, so two batches cannot deadlock. SQLite needs none of this: its
-    writers are serialised by BEGIN IMMEDIATE.
-    """
-    if not is_postgresql(session):
-        return
-    relation = key_relation(session, [f"{namespace}:{key}" for key in keys])
-    lock_ids = (
-        select(func.hashtextextended(relation.c.key, 0).label("id"))
-        .distinct()
-        .order_by("id")
-        .subquery()
-    )
-    session.execute(select(func.count(func.pg_advisory_xact_lock(lock_ids.c.id))))

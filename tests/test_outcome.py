@@ -1,0 +1,54 @@
+"""Planning a batch's verdicts and settling them against what the database wrote (no database)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from service.ingestion.outcome import BatchOutcome, Verdict, plan_batch, settle
+
+T1 = datetime(2024, 3, 1, 10, tzinfo=UTC)
+T2 = datetime(2024, 3, 1, 11, tzinfo=UTC)
+
+
+def nothing_stored_now(keys):
+    return {}
+
+
+def test_records_of_one_key_are_judged_in_batch_order():
+    plan = plan_batch(["a", "a", "a"], [(("v1",), T1), (("v2",), T2), (("v3",), T1)], {})
+    assert plan.verdicts == [Verdict.CREATED, Verdict.UPDATED, Verdict.STALE_IGNORED]
+    assert plan.to_write == {"a": 1}
+    assert plan.creates == {"a": 0}
+
+
+def test_a_serialised_database_leaves_the_plan_as_it_is():
+    plan = plan_batch(["a", "b"], [(("v",), None), (("w",), None)], {"b": (("w",), None)})
+    assert settle(plan, None, nothing_stored_now) == BatchOutcome(created=1, unchanged=1)
+
+
+def test_a_key_another_batch_created_first_is_counted_as_updated():
+    plan = plan_batch(["a"], [(("mine",), None)], {})
+    assert settle(plan, {"a": False}, nothing_stored_now) == BatchOutcome(updated=1)
+
+
+def test_a_key_another_batch_wrote_identically_first_is_unchanged():
+    plan = plan_batch(["a"], [(("same",), None)], {})
+    outcome = settle(plan, {}, lambda keys: {"a": (("same",), None)})
+    assert outcome == BatchOutcome(unchanged=1)
+
+
+def test_a_key_another_batch_wrote_newer_first_is_stale():
+    plan = plan_batch(["a"], [(("old",), T1)], {"a": (("older",), None)})
+    outcome = settle(plan, {}, lambda keys: {"a": (("newer",), T2)})
+    assert outcome == BatchOutcome(stale_ignored=1)
+
+
+def test_replacing_a_placeholder_is_still_a_creation():
+    plan = plan_batch(["c"], [(("real customer",), None)], {})
+    outcome = settle(plan, {"c": False}, nothing_stored_now, placeholders=frozenset({"c"}))
+    assert outcome == BatchOutcome(created=1)
+
+
+def test_a_fresh_insert_confirms_the_plan():
+    plan = plan_batch(["a", "a"], [(("v1",), None), (("v2",), None)], {})
+    assert settle(plan, {"a": True}, nothing_stored_now) == BatchOutcome(created=1, updated=1)
