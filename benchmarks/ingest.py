@@ -1,0 +1,680 @@
+"""Ingestion throughput: orders through POST /v1/orders (gunicorn) and `customer-metrics import`.
+
+Run from the repository root with the project's virtualenv:
+
+    .venv/bin/python benchmarks/ingest.py --orders 200000 --repeat 3
+
+Every measurement runs on a freshly created PostgreSQL database (DROP ... WITH (FORCE),
+CREATE, `customer-metrics db upgrade`). The HTTP run and the CSV run ingest the *same*
+N orders (same ids), each into its own fresh database. After each run the orders
+table must hold exactly N rows with N distinct ids, or the benchmark fails.
+
+The code benchmarked is the tree this file lives in (its directory goes first on
+PYTHONPATH), so a `git clone` of a commit can be measured while work goes on here.
+Only 127.0.0.1 is contacted. Every subprocess and every HTTP request has a timeout.
+
+With --profile-dir, py-spy (if installed) samples the gunicorn workers during the
+HTTP runs and the import command during the CSV runs, writing collapsed stacks
+(`--format raw`) there; figures from profiled runs are slower and marked as such.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import math
+import os
+import random
+import resource
+import shlex
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+REPO = Path(__file__).resolve().parent.parent
+BATCH = 1000  # service.schemas.batches.MAX_BATCH
+HTTP_TARGET = 20_000
+CSV_TARGET = 50_000
+CSV_HEADER = (
+    "id",
+    "customer_id",
+    "placed_at",
+    "currency",
+    "total",
+    "refunded",
+    "status",
+    "test",
+    "updated_at",
+)
+# Offsets customers' shops might report in (RFC 3339 requires one).
+OFFSETS = [timezone(timedelta(minutes=m)) for m in (0, 0, 0, -300, -240, -420, 60, 120, 330)]
+
+
+class BenchmarkFailed(RuntimeError):
+    """Something the benchmark checks did not hold; the figures must not be trusted."""
+
+
+# --------------------------------------------------------------------------- data
+
+
+def generate_orders(n: int, customers: int, seed: int) -> list[dict[str, Any]]:
+    """N orders with the REST field names, deterministic for a seed."""
+    rng = random.Random(seed)
+    end = datetime(2025, 1, 1, tzinfo=UTC)
+    span = int(timedelta(days=3 * 365).total_seconds())
+    start = end - timedelta(seconds=span)
+    orders = []
+    for i in range(n):
+        tz = rng.choice(OFFSETS)
+        placed = (start + timedelta(seconds=rng.randrange(span))).astimezone(tz)
+        # Lognormal basket: median ~$55, long tail; at least $0.50, at most $20k.
+        cents = min(max(round(math.exp(rng.gauss(math.log(55), 0.8)) * 100), 50), 2_000_000)
+        roll = rng.random()
+        if roll < 0.92:
+            status = "completed"
+        elif roll < 0.95:
+            status = "pending"
+        elif roll < 0.97:
+            status = "cancelled"
+        else:
+            status = "refunded"
+        if status == "refunded":
+            refunded = cents
+        elif status == "completed" and rng.random() < 0.03:
+            refunded = rng.randint(1, cents)  # partial (occasionally full) refund
+        else:
+            refunded = 0
+        updated = placed + timedelta(seconds=rng.randrange(30 * 86400))
+        orders.append(
+            {
+                "id": f"ord-{seed}-{i:08d}",
+                "customer_id": f"cus-{seed}-{rng.randrange(customers):07d}",
+                "placed_at": placed.isoformat(timespec="seconds"),
+                "currency": "USD",
+                "total": _money(cents),
+                "refunded": _money(refunded),
+                "status": status,
+                "test": rng.random() < 0.01,
+                "updated_at": updated.isoformat(timespec="seconds"),
+            }
+        )
+    return orders
+
+
+def _money(cents: int) -> str:
+    return f"{cents // 100}.{cents % 100:02d}"
+
+
+def http_bodies(orders: list[dict[str, Any]]) -> list[bytes]:
+    return [
+        json.dumps({"items": orders[i : i + BATCH]}, separators=(",", ":")).encode()
+        for i in range(0, len(orders), BATCH)
+    ]
+
+
+def write_csv(orders: list[dict[str, Any]], path: Path) -> None:
+    import csv
+
+    with path.open("w", newline="", encoding="utf-8") as stream:
+        writer = csv.writer(stream)
+        writer.writerow(CSV_HEADER)
+        for o in orders:
+            writer.writerow(
+                [*(o[k] for k in CSV_HEADER[:7]), "true" if o["test"] else "false", o["updated_at"]]
+            )
+
+
+# --------------------------------------------------------------------------- database
+
+
+@dataclass
+class Target:
+    admin_url: str  # libpq URL of the maintenance database
+    db_name: str
+
+    @property
+    def libpq_url(self) -> str:
+        return self.admin_url.rsplit("/", 1)[0] + "/" + self.db_name
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        return "postgresql+psycopg://" + self.libpq_url.removeprefix("postgresql://")
+
+
+def make_target(postgres_url: str, db_name: str) -> Target:
+    url = postgres_url
+    for prefix in ("postgresql+psycopg://", "postgres://"):
+        if url.startswith(prefix):
+            url = "postgresql://" + url.removeprefix(prefix)
+    host = url.split("@")[-1].split("/")[0].split(":")[0]
+    if host not in ("127.0.0.1", "localhost"):
+        raise SystemExit(f"refusing to benchmark against a non-local server ({host})")
+    return Target(url, db_name)
+
+
+def recreate_database(target: Target, env: dict[str, str], cli: list[str]) -> None:
+    with psycopg.connect(target.admin_url, autocommit=True, connect_timeout=10) as conn:
+        name = sql.Identifier(target.db_name)
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(name))
+    run([*cli, "db", "upgrade"], env, timeout=120)
+
+
+def create_key(env: dict[str, str], cli: list[str]) -> str:
+    out = run([*cli, "keys", "create", "--name", "bench", "--scope", "ingest"], env, timeout=60)
+    key = out.strip().splitlines()[-1].strip()
+    if not key.startswith("cm_"):
+        raise BenchmarkFailed(f"could not read the key from: {out!r}")
+    return key
+
+
+def count_orders(target: Target) -> tuple[int, int, int]:
+    """(rows, distinct (source, id) pairs, customers) in the benchmark database."""
+    with psycopg.connect(target.libpq_url, connect_timeout=10) as conn:
+        row = conn.execute(
+            "SELECT count(*), count(DISTINCT (source, external_id)),"
+            " (SELECT count(*) FROM customers) FROM orders"
+        ).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1]), int(row[2])
+
+
+def check_counts(target: Target, n: int, label: str) -> str:
+    rows, distinct, customers = count_orders(target)
+    if rows != n or distinct != n:
+        raise BenchmarkFailed(
+            f"{label}: orders table has {rows} rows ({distinct} distinct), want {n}"
+        )
+    return f"rows OK: {rows} orders ({distinct} distinct), {customers} customers"
+
+
+def run(args: list[str], env: dict[str, str], timeout: float) -> str:
+    try:
+        done = subprocess.run(
+            args, env=env, cwd=REPO, capture_output=True, text=True, timeout=timeout, check=False
+        )
+    except subprocess.TimeoutExpired:
+        raise BenchmarkFailed(f"timed out after {timeout}s: {shlex.join(args)}") from None
+    if done.returncode != 0:
+        raise BenchmarkFailed(
+            f"exit {done.returncode}: {shlex.join(args)}\n"
+            f"{done.stdout[-2000:]}{done.stderr[-2000:]}"
+        )
+    return done.stdout
+
+
+# --------------------------------------------------------------------------- CPU accounting
+
+
+def _proc_cpu(pid: int) -> float:
+    """utime + stime of one process, in seconds (0 if it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(p) for p in f.read().split()]
+    except OSError:
+        return []
+
+
+def _postgres_pids() -> list[int]:
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/comm") as f:
+                    if f.read().startswith("postgres"):
+                        pids.append(int(entry))
+            except OSError:
+                pass
+    return pids
+
+
+def _machine_busy() -> float:
+    with open("/proc/stat") as f:
+        cpu = [int(x) for x in f.readline().split()[1:]]
+    return (sum(cpu) - cpu[3] - cpu[4]) / os.sysconf("SC_CLK_TCK")  # all but idle and iowait
+
+
+class CpuSampler:
+    """CPU seconds used by PostgreSQL processes (and given others) while it runs.
+
+    Backends come and go with connections, so /proc is polled: a process first seen
+    mid-run counts from zero, and one that exits loses at most one interval.
+    """
+
+    def __init__(self, interval: float = 0.2):
+        self.interval = interval
+        self.first: dict[int, float] = {}
+        self.last: dict[int, float] = {}
+        self.extra: set[int] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def __enter__(self) -> CpuSampler:
+        self._poll(initial=True)
+        self._busy = _machine_busy()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(10)
+        self._poll(initial=False)
+        self.machine = _machine_busy() - self._busy
+
+    def _poll(self, initial: bool) -> None:
+        for pid in [*_postgres_pids(), *self.extra]:
+            used = _proc_cpu(pid)
+            if pid not in self.first:
+                self.first[pid] = used if initial else 0.0
+            if used:
+                self.last[pid] = used
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._poll(initial=False)
+
+    def used(self, pids: set[int] | None = None) -> float:
+        chosen = self.last.keys() if pids is None else pids & self.last.keys()
+        return sum(self.last[p] - self.first.get(p, 0.0) for p in chosen)
+
+    def postgres(self) -> float:
+        return self.used(set(self.last) - self.extra)
+
+
+# --------------------------------------------------------------------------- HTTP
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_healthy(port: int, proc: subprocess.Popen[bytes], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise BenchmarkFailed(f"gunicorn exited with {proc.returncode} before it was healthy")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/healthz")
+            if conn.getresponse().status == 200:
+                conn.close()
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise BenchmarkFailed(f"gunicorn not healthy after {timeout}s")
+
+
+def post_all(port: int, key: str, bodies: list[bytes], clients: int, timeout: float) -> float:
+    """POST every body; return the wall-clock seconds from first send to last response."""
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    lock = threading.Lock()
+    next_index = [0]
+    failures: list[str] = []
+    start_gate = threading.Barrier(clients + 1)
+
+    def worker() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+        start_gate.wait()
+        try:
+            while True:
+                with lock:
+                    if failures or next_index[0] >= len(bodies):
+                        return
+                    i = next_index[0]
+                    next_index[0] += 1
+                conn.request("POST", "/v1/orders", body=bodies[i], headers=headers)
+                response = conn.getresponse()
+                payload = response.read()
+                if response.status != 200:
+                    raise BenchmarkFailed(f"batch {i}: HTTP {response.status}: {payload[:500]!r}")
+                outcome = json.loads(payload)
+                if outcome.get("created") != BATCH:
+                    raise BenchmarkFailed(f"batch {i}: unexpected outcome {outcome}")
+        except Exception as exc:  # every failure is reported below
+            with lock:
+                failures.append(f"{type(exc).__name__}: {exc}")
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    start_gate.wait()
+    started = time.perf_counter()
+    deadline = time.monotonic() + timeout * (len(bodies) / clients + 2)
+    for t in threads:
+        t.join(max(1.0, deadline - time.monotonic()))
+    elapsed = time.perf_counter() - started
+    if any(t.is_alive() for t in threads):
+        raise BenchmarkFailed("client threads did not finish in time")
+    if failures:
+        raise BenchmarkFailed("HTTP ingestion failed: " + "; ".join(failures[:5]))
+    return elapsed
+
+
+@dataclass
+class Figure:
+    seconds: float
+    rate: float
+    note: str
+
+
+def http_run(
+    args: argparse.Namespace,
+    orders_n: int,
+    bodies: list[bytes],
+    target: Target,
+    base_env: dict[str, str],
+    cli: list[str],
+    run_no: int,
+    logdir: Path,
+) -> Figure:
+    env = dict(base_env)
+    recreate_database(target, env, cli)
+    key = create_key(env, cli)
+    port = free_port()
+    env.update(
+        BIND=f"127.0.0.1:{port}",
+        LOG_LEVEL="WARNING",
+        WEB_CONCURRENCY=str(args.workers),
+        WEB_THREADS=str(args.threads),
+        WEB_TIMEOUT=str(int(args.http_timeout)),
+    )
+    log_path = logdir / f"gunicorn-run{run_no}.log"
+    command = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "-c",
+        "python:service.gunicorn_conf",
+        "service:create_app()",
+    ]
+    spy: subprocess.Popen[bytes] | None = None
+    with log_path.open("wb") as log:
+        server = subprocess.Popen(command, env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            wait_healthy(port, server, timeout=60)
+            app_pids = {server.pid, *_children(server.pid)}
+            if args.profile_dir and args.py_spy:
+                out = Path(args.profile_dir) / f"http-run{run_no}.txt"
+                spy = subprocess.Popen(
+                    [
+                        args.py_spy,
+                        "record",
+                        "--pid",
+                        str(server.pid),
+                        "--subprocesses",
+                        "--rate",
+                        "200",
+                        "--format",
+                        "raw",
+                        "--output",
+                        str(out),
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+                time.sleep(2)  # let py-spy attach before the load starts
+            sampler = CpuSampler()
+            sampler.extra = set(app_pids)
+            client_before = time.process_time()
+            with sampler:
+                elapsed = post_all(port, key, bodies, args.clients, args.http_timeout)
+            client_cpu = time.process_time() - client_before
+        finally:
+            if spy is not None:
+                spy.send_signal(signal.SIGINT)
+                try:
+                    spy.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    spy.kill()
+                    spy.wait(timeout=10)
+            server.terminate()
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait(timeout=10)
+    counts = check_counts(target, orders_n, f"HTTP run {run_no}")
+    note = (
+        f"{counts}; CPU s: gunicorn {sampler.used(app_pids):.1f}, "
+        f"postgres {sampler.postgres():.1f}, client {client_cpu:.1f}, "
+        f"machine {sampler.machine:.1f} of {elapsed * (os.cpu_count() or 1):.1f}"
+    )
+    return Figure(elapsed, orders_n / elapsed, note)
+
+
+def csv_run(
+    args: argparse.Namespace,
+    orders_n: int,
+    csv_path: Path,
+    target: Target,
+    base_env: dict[str, str],
+    cli: list[str],
+    run_no: int,
+) -> Figure:
+    env = dict(base_env, LOG_LEVEL="WARNING")
+    recreate_database(target, env, cli)
+    command = [*cli, "import", "orders", str(csv_path)]
+    if args.import_batch_size:
+        command += ["--batch-size", str(args.import_batch_size)]
+    if args.profile_dir and args.py_spy:
+        profile = Path(args.profile_dir) / f"csv-run{run_no}.txt"
+        command = [
+            args.py_spy,
+            "record",
+            "--rate",
+            "200",
+            "--idle",
+            "--format",
+            "raw",
+            "--output",
+            str(profile),
+            "--",
+            *command,
+        ]
+    child_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    with CpuSampler() as sampler:
+        started = time.perf_counter()
+        out = run(command, env, timeout=args.import_timeout)
+        elapsed = time.perf_counter() - started
+    child_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    expected = f"{orders_n} rows read: {orders_n} created, 0 updated, 0 unchanged"
+    if expected not in out:
+        raise BenchmarkFailed(f"CSV run {run_no}: unexpected import output {out.strip()!r}")
+    counts = check_counts(target, orders_n, f"CSV run {run_no}")
+    import_cpu = (child_after.ru_utime + child_after.ru_stime) - (
+        child_before.ru_utime + child_before.ru_stime
+    )
+    note = (
+        f"{counts}; CPU s: import {import_cpu:.1f}, postgres {sampler.postgres():.1f}, "
+        f"machine {sampler.machine:.1f} of {elapsed * (os.cpu_count() or 1):.1f}"
+    )
+    return Figure(elapsed, orders_n / elapsed, note)
+
+
+# --------------------------------------------------------------------------- main
+
+
+def code_revision() -> str:
+    """The commit of the benchmarked tree, marked dirty if service/ or migrations/ changed."""
+    try:
+        sha = subprocess.run(
+            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(REPO), "status", "--porcelain", "--", "service", "migrations"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return f"{REPO} (not a git checkout)"
+    return f"{REPO} at {sha}{' + uncommitted changes' if dirty else ''}"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--orders", type=int, default=200_000, help="orders per run (default 200000)")
+    p.add_argument("--customers", type=int, default=None, help="distinct customers (default N/4)")
+    p.add_argument("--seed", type=int, default=20240501)
+    p.add_argument("--repeat", type=int, default=3, help="runs per measurement (default 3)")
+    p.add_argument("--clients", type=int, default=4, help="HTTP client threads (default 4)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 2,
+        help="gunicorn workers, WEB_CONCURRENCY (default: cores)",
+    )
+    p.add_argument("--threads", type=int, default=4, help="threads per worker, WEB_THREADS")
+    p.add_argument(
+        "--postgres-url",
+        default="postgresql+psycopg://postgres@127.0.0.1:5432/test",
+        help="a database on the server to connect to for DROP/CREATE",
+    )
+    p.add_argument("--db-name", default="cm_bench", help="database (re)created for each run")
+    p.add_argument("--only", choices=("http", "csv"), default=None, help="run one path only")
+    p.add_argument("--http-timeout", type=float, default=120.0, help="per request, seconds")
+    p.add_argument("--import-timeout", type=float, default=1800.0, help="per import, seconds")
+    p.add_argument(
+        "--import-batch-size", type=int, default=None, help="--batch-size for the import"
+    )
+    p.add_argument("--workdir", default=None, help="CSV file and gunicorn logs (default: temp)")
+    p.add_argument(
+        "--profile-dir",
+        default=None,
+        help="sample with py-spy into this directory (slower; figures marked)",
+    )
+    args = p.parse_args(argv)
+    if args.orders < 1 or args.repeat < 1 or args.clients < 1:
+        p.error("--orders, --repeat and --clients must be positive")
+    args.customers = args.customers or max(1, args.orders // 4)
+    args.py_spy = None
+    if args.profile_dir:
+        args.py_spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which(
+            "py-spy"
+        )
+        if not args.py_spy:
+            p.error("--profile-dir needs py-spy (pip install py-spy)")
+        Path(args.profile_dir).mkdir(parents=True, exist_ok=True)
+    return args
+
+
+def _terminate(signum: int, _frame: object) -> None:
+    # Unwind through the finally blocks, so gunicorn is stopped if we are.
+    raise SystemExit(f"stopped by signal {signum}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminate)
+    command_line = shlex.join([sys.executable, *sys.argv])
+    cli_path = Path(sys.executable).parent / "customer-metrics"
+    cli = (
+        [str(cli_path)]
+        if cli_path.exists()
+        else [sys.executable, "-c", "from service.cli import main; main()"]
+    )
+    target = make_target(args.postgres_url, args.db_name)
+    base_env = {k: v for k, v in os.environ.items() if k not in ("BIND", "PORT")}
+    # Benchmark the tree this file lives in, even if the venv's editable install points elsewhere.
+    base_env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p
+    )
+    base_env.update(DATABASE_URL=target.sqlalchemy_url, REPORTING_CURRENCY="USD")
+    workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="cm-bench-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+
+    print(f"command: {command_line}")
+    print(f"code: {code_revision()}")
+    print(
+        f"orders={args.orders} customers={args.customers} seed={args.seed} "
+        f"repeat={args.repeat} clients={args.clients} workers={args.workers} "
+        f"threads={args.threads} cores={os.cpu_count()} db={target.db_name} workdir={workdir}"
+    )
+    if args.profile_dir:
+        print(f"PROFILING with py-spy into {args.profile_dir}: figures are slowed by sampling")
+
+    t = time.perf_counter()
+    orders = generate_orders(args.orders, args.customers, args.seed)
+    bodies = http_bodies(orders)
+    csv_path = workdir / "orders.csv"
+    write_csv(orders, csv_path)
+    del orders
+    print(
+        f"prepared {len(bodies)} JSON bodies ({sum(map(len, bodies)) / 1e6:.1f} MB) and "
+        f"{csv_path} ({csv_path.stat().st_size / 1e6:.1f} MB) in {time.perf_counter() - t:.1f}s"
+    )
+    print("each run uses a freshly recreated database; HTTP and CSV ingest the same ids")
+
+    results: dict[str, list[Figure]] = {"http": [], "csv": []}
+    try:
+        for run_no in range(1, args.repeat + 1):
+            if args.only in (None, "http"):
+                fig = http_run(args, args.orders, bodies, target, base_env, cli, run_no, workdir)
+                results["http"].append(fig)
+                print(
+                    f"HTTP run {run_no}: {fig.rate:>9,.0f} orders/s  ({fig.seconds:.2f}s)  "
+                    f"{fig.note}",
+                    flush=True,
+                )
+            if args.only in (None, "csv"):
+                fig = csv_run(args, args.orders, csv_path, target, base_env, cli, run_no)
+                results["csv"].append(fig)
+                print(
+                    f"CSV  run {run_no}: {fig.rate:>9,.0f} orders/s  ({fig.seconds:.2f}s)  "
+                    f"{fig.note}",
+                    flush=True,
+                )
+    except BenchmarkFailed as exc:
+        print(f"BENCHMARK FAILED: {exc}", file=sys.stderr)
+        return 1
+
+    print()
+    print(f"{'path':<6} {'runs (orders/s)':<36} {'median':>10} {'target':>8}  verdict")
+    for name, target_rate in (("http", HTTP_TARGET), ("csv", CSV_TARGET)):
+        figures = results[name]
+        if not figures:
+            continue
+        median = statistics.median(f.rate for f in figures)
+        runs = ", ".join(f"{f.rate:,.0f}" for f in figures)
+        verdict = "meets target" if median >= target_rate else "BELOW target"
+        print(f"{name.upper():<6} {runs:<36} {median:>10,.0f} {target_rate:>8,}  {verdict}")
+    print(f"row counts: all runs had exactly {args.orders} orders")
+    print(f"command: {command_line}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
