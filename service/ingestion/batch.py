@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from service.errors import ValidationFailed
 from service.ingestion.customers import upsert_customers
-from service.ingestion.orders import upsert_orders
+from service.ingestion.orders import prepare_customers, upsert_orders
 from service.ingestion.outcome import BatchOutcome
 from service.ingestion.records import FieldError, RecordInvalid, RecordParser
 from service.ingestion.spend import upsert_spend
@@ -24,11 +24,13 @@ class RecordKind:
     name: str
     parse: Callable[[RecordParser, Mapping[str, Any]], Any]
     store: Callable[[Session, Sequence[Any], datetime], BatchOutcome]
+    # Rows other records depend on, created before records are stored in parallel.
+    prepare: Callable[[Session, Sequence[Any], datetime], None] | None = None
 
 
 KINDS = {
     "customers": RecordKind("customers", RecordParser.customer, upsert_customers),
-    "orders": RecordKind("orders", RecordParser.order, upsert_orders),
+    "orders": RecordKind("orders", RecordParser.order, upsert_orders, prepare_customers),
     "spend": RecordKind("spend", RecordParser.spend, upsert_spend),
 }
 

@@ -42,6 +42,19 @@ def upsert_orders(session: Session, records: Sequence[OrderRecord], now: datetim
     return outcome
 
 
+def prepare_customers(session: Session, records: Sequence[OrderRecord], now: datetime) -> None:
+    """Create stubs for the customers these orders name, ahead of storing the orders.
+
+    Lets several writers store orders of the same customers without waiting on
+    each other's uncommitted stub inserts.
+    """
+    by_source: dict[str, set[str]] = {}
+    for record in records:
+        by_source.setdefault(record.source, set()).add(record.customer_id)
+    for source, customer_ids in by_source.items():
+        ensure_customers(session, source, customer_ids, now)
+
+
 def _values(record: OrderRecord) -> tuple[Any, ...]:
     return (
         record.customer_id,
