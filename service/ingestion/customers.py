@@ -11,7 +11,7 @@ from sqlalchemy import Row, Table, select
 from sqlalchemy.orm import Session
 
 from service.ingestion.outcome import BatchOutcome, State, plan_batch, settle
-from service.ingestion.records import CustomerRecord
+from service.ingestion.records import CustomerRecord, group_by_source
 from service.ingestion.sql import insert_missing_keys, restricted_to_keys, upsert
 from service.models import UNKNOWN_CHANNEL, Customer
 
@@ -58,7 +58,7 @@ def upsert_customers(
 ) -> BatchOutcome:
     """Store customers by (source, id), following the stale-update rule of METRICS.md §1."""
     outcome = BatchOutcome()
-    for source, group in _by_source(records).items():
+    for source, group in group_by_source(records).items():
         ids = {r.id for r in group}
         stored = _stored(session, source, ids)
         stubs = frozenset(cid for cid, row in stored.items() if row.stub)
@@ -122,10 +122,3 @@ def _row(record: CustomerRecord, now: datetime) -> dict[str, Any]:
         "stub": False,
         "ingested_at": now,
     }
-
-
-def _by_source(records: Sequence[CustomerRecord]) -> dict[str, list[CustomerRecord]]:
-    groups: dict[str, list[CustomerRecord]] = {}
-    for record in records:
-        groups.setdefault(record.source, []).append(record)
-    return groups

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from service.ingestion.customers import ensure_customers
 from service.ingestion.outcome import BatchOutcome, State, plan_batch, settle
-from service.ingestion.records import OrderRecord
+from service.ingestion.records import OrderRecord, group_by_source
 from service.ingestion.sql import restricted_to_keys, upsert
 from service.models import Customer, Order
 
@@ -23,10 +23,7 @@ KEY = ("source", "external_id")
 def upsert_orders(session: Session, records: Sequence[OrderRecord], now: datetime) -> BatchOutcome:
     """Store orders, following the replace and stale-update rules of METRICS.md §1."""
     outcome = BatchOutcome()
-    groups: dict[str, list[OrderRecord]] = {}
-    for record in records:
-        groups.setdefault(record.source, []).append(record)
-    for source, group in groups.items():
+    for source, group in group_by_source(records).items():
         plan = plan_batch(
             [r.id for r in group],
             [(_values(r), r.updated_at) for r in group],
@@ -48,11 +45,8 @@ def prepare_customers(session: Session, records: Sequence[OrderRecord], now: dat
     Lets several writers store orders of the same customers without waiting on
     each other's uncommitted stub inserts.
     """
-    by_source: dict[str, set[str]] = {}
-    for record in records:
-        by_source.setdefault(record.source, set()).add(record.customer_id)
-    for source, customer_ids in by_source.items():
-        ensure_customers(session, source, customer_ids, now)
+    for source, group in group_by_source(records).items():
+        ensure_customers(session, source, {r.customer_id for r in group}, now)
 
 
 def _values(record: OrderRecord) -> tuple[Any, ...]:

@@ -12,10 +12,10 @@ for the OpenAPI document; a test keeps the two in step.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import pycountry
 
@@ -105,6 +105,17 @@ ORDER_FIELDS = frozenset(
     )
 )
 SPEND_FIELDS = frozenset(("id", "channel", "amount", "currency", "date", "start_date", "end_date"))
+
+
+R = TypeVar("R", CustomerRecord, OrderRecord)
+
+
+def group_by_source(records: Iterable[R]) -> dict[str, list[R]]:
+    """Records per source, each group in the order given (keys are unique within a source)."""
+    groups: dict[str, list[R]] = {}
+    for record in records:
+        groups.setdefault(record.source, []).append(record)
+    return groups
 
 
 class _Checker:
