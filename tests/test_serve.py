@@ -24,11 +24,13 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _call(url: str, key: str, body: Any = None) -> tuple[int, Any]:
+def _call(url: str, key: str, body: Any = None, request_id: str = "") -> tuple[int, Any]:
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(url, data=data, method="POST" if data else "GET")
     request.add_header("Authorization", f"Bearer {key}")
     request.add_header("Content-Type", "application/json")
+    if request_id:
+        request.add_header("X-Request-ID", request_id)
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
             return response.status, json.loads(response.read())
@@ -93,7 +95,7 @@ def test_serve_with_no_configuration_migrates_sqlite_prints_a_key_and_answers(tm
             200,
             {"created": 1, "updated": 0, "unchanged": 0, "stale_ignored": 0},
         )
-        status, stored = _call(f"{base}/v1/orders/api/1001", key.group(1))
+        status, stored = _call(f"{base}/v1/orders/api/1001", key.group(1), request_id="trace-42")
         assert (status, stored["total"], stored["placed_at"]) == (
             200,
             "49.90",
@@ -103,6 +105,16 @@ def test_serve_with_no_configuration_migrates_sqlite_prints_a_key_and_answers(tm
     finally:
         stderr = _stop(process)
     assert "API keys exist" in stderr
+    # Logs are JSON lines; each request's access line carries its request id.
+    records = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
+    access = [r for r in records if r.get("logger") == "service.access"]
+    assert {
+        "message": "request",
+        "method": "GET",
+        "path": "/v1/orders/api/1001",
+        "status": 200,
+        "request_id": "trace-42",
+    }.items() <= next(r for r in access if r.get("request_id") == "trace-42").items()
 
 
 def test_serve_ensures_the_bootstrap_key_on_the_configured_database(tmp_path, app, database_url):
