@@ -28,6 +28,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     cast,
+    event,
     func,
     literal,
     literal_column,
@@ -38,6 +39,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import QueryableAttribute, Session
+from sqlalchemy.schema import CreateTable
 
 
 def is_postgresql(session: Session) -> bool:
@@ -192,8 +194,10 @@ def _stage_with_copy(session: Session, table: Table, rows: Sequence[dict[str, An
     created: set[str] = connection.connection.info.setdefault("staging_tables", set())
     used: set[str] = session.info.setdefault("staging_tables_used", set())
     if staging.name not in created:
-        staging.create(connection)
+        session.execute(CreateTable(staging, if_not_exists=True))
         created.add(staging.name)
+        # A rollback undoes the CREATE too: forget it, so the next batch makes it again.
+        event.listen(session, "after_rollback", lambda _: created.discard(staging.name), once=True)
     elif staging.name in used:
         session.execute(staging.delete())  # an earlier batch of this same transaction
     used.add(staging.name)
