@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from functools import cache
 
@@ -11,6 +12,8 @@ import iso4217
 # BIGINT of minor units with room to spare and keep "1e999999" from costing memory.
 MAX_INTEGER_DIGITS = 15
 TWO_PLACES = Decimal("0.01")
+# Digits, optionally a point and more digits: no sign, exponent or spaces.
+_PLAIN_AMOUNT = re.compile(rf"(\d{{1,{MAX_INTEGER_DIGITS}}})(?:\.(\d+))?")
 
 
 class AmountError(ValueError):
@@ -63,6 +66,26 @@ def to_minor_units(amount: Decimal, exponent: int, currency: str) -> int:
             "amounts are never rounded on the way in"
         )
     return int(scaled)
+
+
+def parse_minor_units(value: object, exponent: int, currency: str) -> int:
+    """A non-negative amount as exact minor units; AmountError says what is wrong.
+
+    Plain decimal strings ("12.50", "7") are the common case and are converted
+    with integer arithmetic; anything else goes through Decimal. Both give the
+    same result for every input (see tests/test_money.py).
+    """
+    if type(value) is str:
+        plain = _PLAIN_AMOUNT.fullmatch(value)
+        if plain is not None:
+            whole, fraction = plain.group(1), plain.group(2) or ""
+            if len(fraction) <= exponent:
+                scaled_fraction = int(fraction.ljust(exponent, "0")) if exponent else 0
+                return int(whole) * 10**exponent + scaled_fraction
+    amount = to_decimal(value)
+    if amount < 0:
+        raise AmountError("must not be negative")
+    return to_minor_units(amount, exponent, currency)
 
 
 def from_minor_units(minor: int, exponent: int) -> Decimal:

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import pycountry
 
 from service.models import ORDER_STATUSES, UNKNOWN_CHANNEL
-from service.money import AmountError, currency_exponent, to_decimal, to_minor_units
+from service.money import AmountError, currency_exponent, parse_minor_units
 
 DEFAULT_SOURCE = "api"
 MAX_ID_LENGTH = 255
@@ -170,11 +170,13 @@ def parse_instant(value: Any) -> datetime:
             f"{value!r} is not an RFC 3339 date-time with an offset, "
             "e.g. 2024-05-01T12:30:00Z or 2024-05-01T14:30:00+02:00"
         )
+    # RFC 3339 allows a lower-case t and z; Python 3.11's parser does not.
+    text = value.upper() if "t" in value or "z" in value else value
     try:
-        # RFC 3339 allows a lower-case t and z; Python 3.11's parser does not.
-        return datetime.fromisoformat(value.upper()).astimezone(UTC)
+        instant = datetime.fromisoformat(text)
     except ValueError:
         raise ValueError(f"{value!r} is not a real date and time") from None
+    return instant if instant.tzinfo is UTC else instant.astimezone(UTC)
 
 
 def parse_date(value: Any) -> date:
@@ -354,9 +356,6 @@ class RecordParser:
     def _money(self, value: Any) -> int:
         """Exact minor units of the reporting currency; refuses negatives and extra places."""
         try:
-            amount = to_decimal(value)
-            if amount < 0:
-                raise AmountError("must not be negative")
-            return to_minor_units(amount, self.exponent, self.currency)
+            return parse_minor_units(value, self.exponent, self.currency)
         except AmountError as exc:
             raise ValueError(str(exc)) from None
