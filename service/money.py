@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from decimal import MAX_PREC, ROUND_HALF_EVEN, Context, Decimal, InvalidOperation
 from functools import cache
 
 import iso4217
@@ -12,6 +12,7 @@ import iso4217
 # BIGINT of minor units with room to spare and keep "1e999999" from costing memory.
 MAX_INTEGER_DIGITS = 15
 TWO_PLACES = Decimal("0.01")
+_EXACT = Context(prec=MAX_PREC)
 # Digits, optionally a point and more digits: no sign, exponent or spaces.
 _PLAIN_AMOUNT = re.compile(rf"(\d{{1,{MAX_INTEGER_DIGITS}}})(?:\.(\d+))?")
 
@@ -59,7 +60,8 @@ def to_minor_units(amount: Decimal, exponent: int, currency: str) -> int:
     """Exact integer of minor units; refuses more decimals than the currency has."""
     if amount.adjusted() >= MAX_INTEGER_DIGITS:
         raise AmountError(f"is too large (at most {MAX_INTEGER_DIGITS} digits before the point)")
-    scaled = amount.scaleb(exponent)
+    # Exact at any length: the default context (28 digits) would round first.
+    scaled = amount.scaleb(exponent, _EXACT)
     if scaled != scaled.to_integral_value():
         raise AmountError(
             f"{amount} has more decimal places than {currency} allows ({exponent}); "

@@ -27,6 +27,10 @@ def json_body() -> Any:
         return loads_exact(request.get_data(cache=False))
     except ValueError as exc:  # JSONDecodeError and bad UTF-8 are both ValueErrors
         raise MalformedBody(f"The body is not valid JSON: {exc}") from None
+    except (RecursionError, ArithmeticError):  # absurd nesting; a number Decimal cannot hold
+        raise MalformedBody(
+            "The body is JSON this service cannot read (nesting or a number too large)."
+        ) from None
 
 
 def batch_items(body: Any) -> list[Any]:

@@ -23,7 +23,7 @@ def decode_cursor(cursor: str | None) -> int:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         after = json.loads(base64.urlsafe_b64decode(padded))["after"]
-        if isinstance(after, int) and not isinstance(after, bool) and after >= 0:
+        if isinstance(after, int) and not isinstance(after, bool) and 0 <= after < 2**63:
             return after
     except (ValueError, KeyError, TypeError):
         pass

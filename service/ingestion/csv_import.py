@@ -174,7 +174,7 @@ def _raw_record(row: dict[str | None, Any]) -> dict[str, Any]:
 def _json_cell(value: str) -> Any:
     try:
         return json.loads(value)
-    except ValueError:
+    except (ValueError, RecursionError):
         return value  # the record parser reports it as not an object
 
 

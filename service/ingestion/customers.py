@@ -58,7 +58,7 @@ def upsert_customers(
 ) -> BatchOutcome:
     """Store customers by (source, id), following the stale-update rule of METRICS.md §1."""
     outcome = BatchOutcome()
-    for source, group in group_by_source(records).items():
+    for source, group in sorted(group_by_source(records).items()):
         ids = {r.id for r in group}
         stored = _stored(session, source, ids)
         stubs = frozenset(cid for cid, row in stored.items() if row.stub)

@@ -23,7 +23,7 @@ KEY = ("source", "external_id")
 def upsert_orders(session: Session, records: Sequence[OrderRecord], now: datetime) -> BatchOutcome:
     """Store orders, following the replace and stale-update rules of METRICS.md §1."""
     outcome = BatchOutcome()
-    for source, group in group_by_source(records).items():
+    for source, group in sorted(group_by_source(records).items()):
         plan = plan_batch(
             [r.id for r in group],
             [(_values(r), r.updated_at) for r in group],
@@ -45,7 +45,7 @@ def prepare_customers(session: Session, records: Sequence[OrderRecord], now: dat
     Lets several writers store orders of the same customers without waiting on
     each other's uncommitted stub inserts.
     """
-    for source, group in group_by_source(records).items():
+    for source, group in sorted(group_by_source(records).items()):
         ensure_customers(session, source, {r.customer_id for r in group}, now)
 
 

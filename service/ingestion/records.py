@@ -111,7 +111,11 @@ R = TypeVar("R", CustomerRecord, OrderRecord)
 
 
 def group_by_source(records: Iterable[R]) -> dict[str, list[R]]:
-    """Records per source, each group in the order given (keys are unique within a source)."""
+    """Records per source, each group in the order given (keys are unique within a source).
+
+    Callers go through sources in sorted order, so that two batches naming the
+    same sources lock their rows in the same order and cannot deadlock.
+    """
     groups: dict[str, list[R]] = {}
     for record in records:
         groups.setdefault(record.source, []).append(record)
@@ -150,6 +154,17 @@ class _Checker:
             raise RecordInvalid(self.errors)
 
 
+def _storable(text: str) -> str:
+    """Text both databases can store: UTF-8 encodable, without NUL characters."""
+    if "\x00" in text:
+        raise ValueError("must not contain NUL characters")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("is not valid Unicode text (a lone surrogate)") from None
+    return text
+
+
 def parse_identifier(value: Any) -> str:
     """A client id: 1-255 characters; JSON integers are accepted as their digits."""
     if isinstance(value, int) and not isinstance(value, bool):
@@ -160,7 +175,7 @@ def parse_identifier(value: Any) -> str:
         raise ValueError("must not be empty")
     if len(value) > MAX_ID_LENGTH:
         raise ValueError(f"must be at most {MAX_ID_LENGTH} characters, got {len(value)}")
-    return value
+    return _storable(value)
 
 
 def parse_instant(value: Any) -> datetime:
@@ -176,7 +191,10 @@ def parse_instant(value: Any) -> datetime:
         instant = datetime.fromisoformat(text)
     except ValueError:
         raise ValueError(f"{value!r} is not a real date and time") from None
-    return instant if instant.tzinfo is UTC else instant.astimezone(UTC)
+    try:
+        return instant if instant.tzinfo is UTC else instant.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"{value!r} is outside the years 1 to 9999 in UTC") from None
 
 
 def parse_date(value: Any) -> date:
@@ -198,7 +216,7 @@ def normalise_channel(value: Any) -> str:
     value = value.strip().lower()
     if len(value) > MAX_ID_LENGTH:
         raise ValueError(f"must be at most {MAX_ID_LENGTH} characters")
-    return value or UNKNOWN_CHANNEL
+    return _storable(value) or UNKNOWN_CHANNEL
 
 
 def normalise_country(value: Any) -> str | None:
@@ -224,6 +242,8 @@ def parse_attributes(value: Any) -> dict[str, str]:
             raise ValueError(f"value of {key!r} must be a string (attributes are flat)")
         if len(key) > MAX_ID_LENGTH or len(item) > MAX_ATTRIBUTE_VALUE_LENGTH:
             raise ValueError(f"{key!r} is too long")
+        _storable(key)
+        _storable(item)
     return dict(value)
 
 
