@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from service.ingestion.outcome import BatchOutcome, State, plan_batch, settle
 from service.ingestion.records import CustomerRecord, group_by_source
-from service.ingestion.sql import insert_missing_keys, restricted_to_keys, upsert
+from service.ingestion.sql import insert_missing_keys, is_postgresql, restricted_to_keys, upsert
 from service.models import UNKNOWN_CHANNEL, Customer
 
 TABLE = cast(Table, Customer.__table__)
@@ -38,9 +38,11 @@ def _values(record: CustomerRecord) -> tuple[Any, ...]:
     )
 
 
-def _stored(session: Session, source: str, ids: Iterable[str]) -> dict[str, Row[Any]]:
+def _stored(
+    session: Session, source: str, ids: Iterable[str], lock: bool = False
+) -> dict[str, Row[Any]]:
     query = select(*STORED_COLUMNS).where(Customer.source == source)
-    statement = restricted_to_keys(session, query, Customer.external_id, ids)
+    statement = restricted_to_keys(session, query, Customer.external_id, ids, lock=lock)
     return {row.external_id: row for row in session.execute(statement)}
 
 
@@ -60,7 +62,12 @@ def upsert_customers(
     outcome = BatchOutcome()
     for source, group in sorted(group_by_source(records).items()):
         ids = {r.id for r in group}
-        stored = _stored(session, source, ids)
+        if is_postgresql(session):
+            # Make the plan exact: give every id a row (a stub if new), then lock them
+            # all, in key order, until commit. No concurrent batch can then turn a
+            # stub into a customer, or change one, between our look and our write.
+            _insert_stubs(session, source, ids, now)
+        stored = _stored(session, source, ids, lock=True)
         stubs = frozenset(cid for cid, row in stored.items() if row.stub)
         plan = plan_batch(
             [r.id for r in group],
@@ -72,8 +79,10 @@ def upsert_customers(
             },
         )
         rows = [_row(group[i], now) for i in plan.to_write.values()]
-        written = upsert(session, TABLE, rows, KEY, newer_only=True)
-        outcome.add(settle(plan, written, partial(_stored_states, session, source), stubs))
+        upsert(session, TABLE, rows, KEY, newer_only=True)
+        # The rows were locked (PostgreSQL) or the writers serialised (SQLite): the
+        # plan is what happened.
+        outcome.add(settle(plan, None, partial(_stored_states, session, source), stubs))
     return outcome
 
 
@@ -82,19 +91,23 @@ def ensure_customers(session: Session, source: str, ids: set[str], now: datetime
     pks = _customer_pks(session, source, ids)
     missing = ids - pks.keys()
     if missing:
-        # Stubs: known only by id; the other columns keep their defaults.
-        stub = {
-            "source": source,
-            "acquisition_channel": UNKNOWN_CHANNEL,
-            "stub": True,
-            "ingested_at": now,
-        }
-        returning = (TABLE.c.external_id, TABLE.c.pk)
-        pks.update(insert_missing_keys(session, TABLE, KEY, missing, stub, returning))
+        pks.update(_insert_stubs(session, source, missing, now))
         # A concurrent batch may have created some of them first.
         if ids - pks.keys():
             pks.update(_customer_pks(session, source, ids - pks.keys()))
     return pks
+
+
+def _insert_stubs(session: Session, source: str, ids: set[str], now: datetime) -> dict[str, int]:
+    """Stub customers for the ids not stored yet: known only by id, other columns default."""
+    stub = {
+        "source": source,
+        "acquisition_channel": UNKNOWN_CHANNEL,
+        "stub": True,
+        "ingested_at": now,
+    }
+    returning = (TABLE.c.external_id, TABLE.c.pk)
+    return dict(insert_missing_keys(session, TABLE, KEY, ids, stub, returning))
 
 
 def _customer_pks(session: Session, source: str, ids: Iterable[str]) -> dict[str, int]:

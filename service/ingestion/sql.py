@@ -68,7 +68,11 @@ def key_relation(session: Session, keys: Iterable[str]) -> Any:
 
 
 def restricted_to_keys(
-    session: Session, query: SelectT, column: QueryableAttribute[Any], keys: Iterable[str]
+    session: Session,
+    query: SelectT,
+    column: QueryableAttribute[Any],
+    keys: Iterable[str],
+    lock: bool = False,
 ) -> SelectT:
     """`query` limited to rows whose unique `column` is one of `keys`, found through its index.
 
@@ -77,13 +81,20 @@ def restricted_to_keys(
     are stale (a fresh database, a bulk load), which turns every batch into a
     full scan. SQLite probes the index with each key of an IN (subquery), where
     it would scan the source's rows for a join.
+
+    With `lock` (PostgreSQL), the rows found are locked FOR NO KEY UPDATE in key
+    order until the transaction ends; that mode leaves foreign-key checks
+    (KEY SHARE) of other transactions unblocked.
     """
-    wanted = key_relation(session, keys)
+    wanted = key_relation(session, sorted(keys) if lock else keys)
     if not is_postgresql(session):
         return query.where(column.in_(select(wanted.c.key)))  # type: ignore[return-value]
     # LIMIT 1 (the key is unique) keeps the planner from flattening the lookup
     # back into the join it would mis-plan.
-    found = query.where(column == wanted.c.key).limit(1).lateral("found")
+    lookup = query.where(column == wanted.c.key).limit(1)
+    if lock:
+        lookup = lookup.with_for_update(key_share=True)
+    found = lookup.lateral("found")
     return select(found).select_from(wanted).join(found, true())  # type: ignore[return-value]
 
 
