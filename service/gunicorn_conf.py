@@ -21,3 +21,6 @@ errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 # Headers of one request are small; this bounds what a client can make us buffer.
 limit_request_field_size = 16384
+# gunicorn 25.1+ opens a control socket under $HOME by default; the container's
+# system user may have no home, and the service does not use `gunicornc`.
+control_socket_disable = True
