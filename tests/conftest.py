@@ -97,15 +97,26 @@ def _postgres_database(name: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def empty_database_url(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    """Make a new, empty database of a backend, for tests that migrate it themselves."""
+def empty_database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """Make a new, empty database of a backend, for tests that migrate it themselves.
+
+    PostgreSQL databases made here are dropped when the session ends.
+    """
+    created: list[str] = []
 
     def make(backend: str, name: str) -> str:
         if backend == "sqlite":
             return f"sqlite:///{tmp_path_factory.mktemp(name) / 'db.sqlite3'}"
-        return _postgres_database(f"cm_{name}_{os.getpid()}")
+        created.append(f"cm_{name}_{os.getpid()}")
+        return _postgres_database(created[-1])
 
-    return make
+    yield make
+    if created:
+        admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+        with admin.connect() as connection:
+            for database in created:
+                connection.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+        admin.dispose()
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
