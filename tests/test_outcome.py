@@ -43,12 +43,6 @@ def test_a_key_another_batch_wrote_newer_first_is_stale():
     assert outcome == BatchOutcome(stale_ignored=1)
 
 
-def test_replacing_a_placeholder_is_still_a_creation():
-    plan = plan_batch(["c"], [(("real customer",), None)], {})
-    outcome = settle(plan, {"c": False}, nothing_stored_now, placeholders=frozenset({"c"}))
-    assert outcome == BatchOutcome(created=1)
-
-
 def test_a_fresh_insert_confirms_the_plan():
     plan = plan_batch(["a", "a"], [(("v1",), None), (("v2",), None)], {})
     assert settle(plan, {"a": True}, nothing_stored_now) == BatchOutcome(created=1, updated=1)

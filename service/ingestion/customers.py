@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from functools import partial
 from typing import Any, cast
 
 from sqlalchemy import Row, Table, select
 from sqlalchemy.orm import Session
 
-from service.ingestion.outcome import BatchOutcome, State, plan_batch, settle
+from service.ingestion.outcome import BatchOutcome, plan_batch
 from service.ingestion.records import CustomerRecord, group_by_source
 from service.ingestion.sql import insert_missing_keys, is_postgresql, restricted_to_keys, upsert
 from service.models import UNKNOWN_CHANNEL, Customer
@@ -46,15 +45,6 @@ def _stored(
     return {row.external_id: row for row in session.execute(statement)}
 
 
-def _stored_states(session: Session, source: str, ids: Iterable[str]) -> dict[str, State]:
-    """Stored customers by id, stubs left out (their own record has not come yet)."""
-    return {
-        cid: (_stored_values(row), row.updated_at)
-        for cid, row in _stored(session, source, ids).items()
-        if not row.stub
-    }
-
-
 def upsert_customers(
     session: Session, records: Sequence[CustomerRecord], now: datetime
 ) -> BatchOutcome:
@@ -68,7 +58,6 @@ def upsert_customers(
             # stub into a customer, or change one, between our look and our write.
             _insert_stubs(session, source, ids, now)
         stored = _stored(session, source, ids, lock=True)
-        stubs = frozenset(cid for cid, row in stored.items() if row.stub)
         plan = plan_batch(
             [r.id for r in group],
             [(_values(r), r.updated_at) for r in group],
@@ -82,7 +71,7 @@ def upsert_customers(
         upsert(session, TABLE, rows, KEY, newer_only=True)
         # The rows were locked (PostgreSQL) or the writers serialised (SQLite): the
         # plan is what happened.
-        outcome.add(settle(plan, None, partial(_stored_states, session, source), stubs))
+        outcome.add(plan.outcome())
     return outcome
 
 

@@ -78,6 +78,13 @@ class BatchPlan(Generic[K]):
     # Key -> index of the record planned to create it (it was not stored).
     creates: dict[K, int]
 
+    def outcome(self) -> BatchOutcome:
+        """The counts of the verdicts as they stand."""
+        counts = BatchOutcome()
+        for verdict in self.verdicts:
+            counts.count(verdict)
+        return counts
+
 
 def plan_batch(
     keys: Sequence[K],
@@ -103,7 +110,6 @@ def settle(
     plan: BatchPlan[K],
     written: dict[K, bool] | None,
     stored_now: Callable[[set[K]], dict[K, State]],
-    placeholders: frozenset[K] = frozenset(),
 ) -> BatchOutcome:
     """Count the verdicts, corrected by what the database wrote.
 
@@ -112,22 +118,18 @@ def settle(
     are corrected: a key this batch meant to create that a concurrent batch
     created first (its record updated it, or lost entirely), and a key this
     batch meant to write that a concurrent batch wrote first (unchanged if what
-    is stored now equals this record, stale otherwise). `placeholders` are keys
-    stored as stand-ins (stub customers), whose replacement is still a creation.
+    is stored now equals this record, stale otherwise).
     """
-    if written is not None:
-        lost = {key for key in plan.to_write if key not in written}
-        for key, index in plan.creates.items():
-            beaten = key in lost or not written[key]
-            if beaten and key not in placeholders:
-                plan.verdicts[index] = Verdict.UPDATED
-        if lost:
-            now = stored_now(lost)
-            for key in lost:
-                index = plan.to_write[key]
-                same = now.get(key, (None, None))[0] == plan.states[index][0]
-                plan.verdicts[index] = Verdict.UNCHANGED if same else Verdict.STALE_IGNORED
-    outcome = BatchOutcome()
-    for verdict in plan.verdicts:
-        outcome.count(verdict)
-    return outcome
+    if written is None:
+        return plan.outcome()
+    lost = {key for key in plan.to_write if key not in written}
+    for key, index in plan.creates.items():
+        if key in lost or not written[key]:
+            plan.verdicts[index] = Verdict.UPDATED
+    if lost:
+        now = stored_now(lost)
+        for key in lost:
+            index = plan.to_write[key]
+            same = now.get(key, (None, None))[0] == plan.states[index][0]
+            plan.verdicts[index] = Verdict.UNCHANGED if same else Verdict.STALE_IGNORED
+    return plan.outcome()
