@@ -31,7 +31,7 @@ POSTGRES_URL = os.environ.get(
     "TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 BACKENDS = ("sqlite", "postgresql")
-TABLES_CHILD_FIRST = ("orders", "customers", "acquisition_spend", "api_keys")
+TABLES_CHILD_FIRST = ("orders", "customers", "acquisition_spend", "api_keys", "data_changes")
 
 _postgres_problem: str | None = None
 
@@ -156,6 +156,8 @@ def _empty_tables(database: Database) -> None:
         else:
             for table in TABLES_CHILD_FIRST:
                 connection.execute(text(f"DELETE FROM {table}"))
+        # Emptied data is changed data: cached metrics of the old data must not be served.
+        connection.execute(text("UPDATE data_version SET version = version + 1"))
 
 
 @pytest.fixture

@@ -16,7 +16,14 @@ from sqlalchemy import (
 from service.db import Base, make_engine
 from service.migrate import downgrade, head_revisions, is_at_head, upgrade
 
-MODEL_TABLES = {"customers", "orders", "acquisition_spend", "api_keys"}
+MODEL_TABLES = {
+    "customers",
+    "orders",
+    "acquisition_spend",
+    "api_keys",
+    "data_version",
+    "data_changes",
+}
 
 
 @pytest.fixture

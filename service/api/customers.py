@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from typing import Any
 
 from flask_smorest import Blueprint
@@ -68,6 +70,6 @@ def get_customer(source: str, customer_id: str) -> dict[str, Any]:
 def erase_customer(source: str, customer_id: str) -> None:
     """Erase a customer and all of their orders (a shop's erasure request)"""
     with database().transaction() as session:
-        erased = stored_records.erase_customer(session, source, customer_id)
+        erased = stored_records.erase_customer(session, source, customer_id, datetime.now(UTC))
     if not erased:
         raise NotFound(f"No customer {customer_id!r} in source {source!r}.")

@@ -9,6 +9,7 @@ from typing import Any, cast
 from sqlalchemy import Row, Table, select
 from sqlalchemy.orm import Session
 
+from service.ingestion.changes import counted_orders_span, record_change
 from service.ingestion.outcome import BatchOutcome, plan_batch
 from service.ingestion.records import CustomerRecord, group_by_source
 from service.ingestion.sql import insert_missing_keys, is_postgresql, restricted_to_keys, upsert
@@ -23,6 +24,7 @@ STORED_COLUMNS = (
     Customer.attributes,
     Customer.updated_at,
     Customer.stub,
+    Customer.pk,
 )
 KEY = ("source", "external_id")
 
@@ -50,6 +52,8 @@ def upsert_customers(
 ) -> BatchOutcome:
     """Store customers by (source, id), following the stale-update rule of METRICS.md §1."""
     outcome = BatchOutcome()
+    changed_pks: set[int] = set()
+    created_any = False
     for source, group in sorted(group_by_source(records).items()):
         ids = {r.id for r in group}
         if is_postgresql(session):
@@ -72,6 +76,12 @@ def upsert_customers(
         # The rows were locked (PostgreSQL) or the writers serialised (SQLite): the
         # plan is what happened.
         outcome.add(plan.outcome())
+        changed_pks.update(stored[cid].pk for cid in plan.to_write if cid in stored)
+        created_any = created_any or any(cid not in stored for cid in plan.to_write)
+    if changed_pks or created_any:
+        # A customer's channel or country moves all their history between filters;
+        # a customer that is new here has no orders yet.
+        record_change(session, counted_orders_span(session, changed_pks), now)
     return outcome
 
 

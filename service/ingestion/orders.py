@@ -10,8 +10,10 @@ from typing import Any, cast
 from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
+from service.ingestion.changes import TimeSpan, merge, record_change
 from service.ingestion.customers import ensure_customers
 from service.ingestion.outcome import BatchOutcome, State, plan_batch, settle
+from service.ingestion.purchase_history import refresh_purchase_history
 from service.ingestion.records import OrderRecord, group_by_source
 from service.ingestion.sql import restricted_to_keys, upsert
 from service.models import Customer, Order
@@ -23,19 +25,29 @@ KEY = ("source", "external_id")
 def upsert_orders(session: Session, records: Sequence[OrderRecord], now: datetime) -> BatchOutcome:
     """Store orders, following the replace and stale-update rules of METRICS.md §1."""
     outcome = BatchOutcome()
+    touched_customers: set[int] = set()
+    touched_times: list[datetime] = []
     for source, group in sorted(group_by_source(records).items()):
+        stored = _stored(session, source, {r.id for r in group})
         plan = plan_batch(
-            [r.id for r in group],
-            [(_values(r), r.updated_at) for r in group],
-            _stored(session, source, {r.id for r in group}),
+            [r.id for r in group], [(_values(r), r.updated_at) for r in group], stored
         )
         to_write = [group[i] for i in plan.to_write.values()]
         written: dict[str, bool] | None = None
         if to_write:
-            customer_pks = ensure_customers(session, source, {r.customer_id for r in to_write}, now)
+            # An order may move to another customer or time: both the old and the new
+            # place in history change.
+            before = [stored[r.id][0] for r in to_write if r.id in stored]
+            customer_ids = {r.customer_id for r in to_write} | {values[0] for values in before}
+            customer_pks = ensure_customers(session, source, customer_ids, now)
             rows = [_row(r, customer_pks[r.customer_id], now) for r in to_write]
             written = upsert(session, TABLE, rows, KEY, newer_only=True)
+            touched_customers.update(customer_pks.values())
+            touched_times += [r.placed_at for r in to_write] + [values[1] for values in before]
         outcome.add(settle(plan, written, partial(_stored, session, source)))
+    if touched_customers:
+        neighbours = refresh_purchase_history(session, touched_customers)
+        record_change(session, merge([TimeSpan.covering(touched_times), neighbours]), now)
     return outcome
 
 

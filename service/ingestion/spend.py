@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from service.ingestion.outcome import BatchOutcome, State, plan_batch, settle
 from service.ingestion.records import SpendRecord
+from service.ingestion.changes import TimeSpan, merge, record_change
 from service.ingestion.sql import restricted_to_keys, upsert
 from service.models import AcquisitionSpend
 
@@ -23,17 +24,20 @@ def upsert_spend(session: Session, records: Sequence[SpendRecord], now: datetime
     with_id = [r for r in records if r.id is not None]
     without_id = [r for r in records if r.id is None]
     ids = {str(r.id) for r in with_id}
-    plan = plan_batch(
-        [str(r.id) for r in with_id],
-        [(_values(r), None) for r in with_id],
-        _stored(session, ids),
-    )
+    stored = _stored(session, ids)
+    plan = plan_batch([str(r.id) for r in with_id], [(_values(r), None) for r in with_id], stored)
     rows = [_row(with_id[i], now) for i in plan.to_write.values()]
     written = upsert(session, TABLE, rows, ("external_id",), newer_only=False)
     outcome = settle(plan, written, partial(_stored, session))
     if without_id:
         session.execute(TABLE.insert(), [_row(r, now) for r in without_id])
         outcome.created += len(without_id)
+    replaced = [stored[key][0] for key in plan.to_write if key in stored]
+    changed = [with_id[i] for i in plan.to_write.values()] + without_id
+    spans = [TimeSpan.of_dates(r.start_date, r.end_date) for r in changed]
+    spans += [TimeSpan.of_dates(values[3], values[4]) for values in replaced]
+    if spans:
+        record_change(session, merge(spans), now)
     return outcome
 
 

@@ -2,6 +2,7 @@
 
 from service.models.api_key import SCOPES, ApiKey
 from service.models.customer import UNKNOWN_CHANNEL, Customer
+from service.models.data_change import DataChange, DataVersion
 from service.models.order import COUNTED_STATUS, ORDER_STATUSES, Order
 from service.models.spend import AcquisitionSpend
 
@@ -13,5 +14,7 @@ __all__ = [
     "AcquisitionSpend",
     "ApiKey",
     "Customer",
+    "DataChange",
+    "DataVersion",
     "Order",
 ]

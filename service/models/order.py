@@ -58,3 +58,9 @@ class Order(Base):
     test: Mapped[bool] = mapped_column(Boolean, default=False)
     updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     ingested_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The customer's counted orders before and after this one (ties broken by pk);
+    # set on counted orders only, kept up to date by ingestion. They let every
+    # metric be computed in one pass over orders, without sorting each customer's
+    # history per request (service/metrics/engine.py).
+    prev_counted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    next_counted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

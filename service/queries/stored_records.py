@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import Select, delete, select
 from sqlalchemy.orm import Session
 
+from service.ingestion.changes import counted_orders_span, record_change
 from service.models import AcquisitionSpend, Customer, Order
 from service.money import currency_exponent, format_amount
 
@@ -120,16 +121,18 @@ def list_spend(session: Session, after: int, limit: int) -> tuple[list[dict[str,
     return [spend_view(r) for r in rows[:limit]], _next_after(rows, limit)
 
 
-def erase_customer(session: Session, source: str, customer_id: str) -> bool:
+def erase_customer(session: Session, source: str, customer_id: str, now: datetime) -> bool:
     """Delete a customer and every order of theirs (an erasure request); False if unknown."""
     pk = session.scalar(
         select(Customer.pk).where(Customer.source == source, Customer.external_id == customer_id)
     )
     if pk is None:
         return False
+    span = counted_orders_span(session, [pk])
     # Explicit, not only ON DELETE CASCADE: the erasure must not depend on a pragma.
     session.execute(delete(Order).where(Order.customer_pk == pk))
     session.execute(delete(Customer).where(Customer.pk == pk))
+    record_change(session, span, now)
     return True
 
 

@@ -1,0 +1,104 @@
+"""Recording what a transaction changed, so cached metrics know what to recompute."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.orm import Session
+
+from service.models import DataChange, DataVersion, Order
+
+# A calendar date in any time zone lies within this distance of the same date in UTC
+# (offsets run from -12:00 to +14:00).
+_ZONE_MARGIN = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class TimeSpan:
+    """The closed range of instants [first, last] a change may affect."""
+
+    first: datetime
+    last: datetime
+
+    @staticmethod
+    def covering(instants: Iterable[datetime | None]) -> TimeSpan | None:
+        known = [t for t in instants if t is not None]
+        return TimeSpan(min(known), max(known)) if known else None
+
+    @staticmethod
+    def of_dates(first: date, last: date) -> TimeSpan:
+        """Every instant of these calendar dates, in whatever time zone they are read."""
+        start = datetime.combine(first, time(), UTC) - _ZONE_MARGIN
+        end = datetime.combine(last + timedelta(days=1), time(), UTC) + _ZONE_MARGIN
+        return TimeSpan(start, end)
+
+    def union(self, other: TimeSpan | None) -> TimeSpan:
+        if other is None:
+            return self
+        return TimeSpan(min(self.first, other.first), max(self.last, other.last))
+
+
+def merge(spans: Iterable[TimeSpan | None]) -> TimeSpan | None:
+    merged: TimeSpan | None = None
+    for span in spans:
+        if span is not None:
+            merged = span.union(merged)
+    return merged
+
+
+def counted_orders_span(session: Session, customer_pks: Iterable[int]) -> TimeSpan | None:
+    """From the first to the last counted order of these customers."""
+    pks = sorted(set(customer_pks))
+    if not pks:
+        return None
+    first, last = session.execute(
+        select(func.min(Order.placed_at), func.max(Order.placed_at)).where(
+            Order.customer_pk.in_(pks), Order.status == "completed", ~Order.test
+        )
+    ).one()
+    if first is None:
+        return None
+    # min()/max() lose the column type on SQLite; read them back as instants.
+    return TimeSpan(_instant(first), _instant(last))
+
+
+def record_change(session: Session, span: TimeSpan | None, now: datetime) -> int:
+    """Bump the data version (its lock is held until commit) and log the span changed.
+
+    Call it last in a transaction, after every other write: it serialises
+    committing writers for the short time left until their commit.
+    """
+    version = session.execute(
+        update(DataVersion)
+        .where(DataVersion.id == 1)
+        .values(version=DataVersion.version + 1)
+        .returning(DataVersion.version)
+    ).scalar_one()
+    if span is not None:
+        session.execute(
+            insert(DataChange).values(
+                version=version, changed_from=span.first, changed_to=span.last, recorded_at=now
+            )
+        )
+    return int(version)
+
+
+def current_version(session: Session) -> int:
+    return int(session.execute(select(DataVersion.version).where(DataVersion.id == 1)).scalar_one())
+
+
+def changes_since(session: Session, version: int) -> list[TimeSpan]:
+    """The spans changed by every version after `version`."""
+    rows = session.execute(
+        select(DataChange.changed_from, DataChange.changed_to).where(DataChange.version > version)
+    )
+    return [TimeSpan(first, last) for first, last in rows]
+
+
+def _instant(value: datetime | str) -> datetime:
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
