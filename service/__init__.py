@@ -9,13 +9,14 @@ from service.config import Settings
 
 def create_app(settings: Settings | None = None) -> Flask:
     """The WSGI app: settings → database → errors → logging → API blueprints."""
-    from service.api import customers, health, orders, spend
+    from service.api import customers, health, metrics, orders, spend
     from service.api.openapi import make_api
     from service.db import Database
     from service.errors import register_error_handlers
     from service.ingestion.records import RecordParser
     from service.jsonio import ExactJSONProvider
     from service.logs import configure_logging, install_request_ids
+    from service.metrics import ReportCache
 
     settings = settings or Settings.from_env()
     app = Flask(__name__)
@@ -24,11 +25,12 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["customer_metrics.settings"] = settings
     app.extensions["customer_metrics.db"] = Database(settings.database_url)
     app.extensions["customer_metrics.parser"] = RecordParser(settings.reporting_currency)
+    app.extensions["customer_metrics.reports"] = ReportCache()
 
     configure_logging(settings.log_level)
     install_request_ids(app)
     api = make_api(app)
-    for module in (health, customers, orders, spend):
+    for module in (health, customers, orders, spend, metrics):
         api.register_blueprint(module.blp)
     register_error_handlers(app)
     return app

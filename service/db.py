@@ -76,9 +76,15 @@ def make_engine(url: str) -> Engine:
         # BEGIN: a transaction that reads and then writes would otherwise fail with
         # SQLITE_BUSY when another writer committed in between, instead of waiting.
         event.listen(engine, "connect", _disable_pysqlite_transactions)
-        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+        event.listen(engine, "begin", _begin_sqlite)
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+
+
+def _begin_sqlite(connection: Any) -> None:
+    # A reader needs no write lock: in WAL mode its first read fixes its snapshot.
+    reading = connection.get_execution_options().get("read_only", False)
+    connection.exec_driver_sql("BEGIN" if reading else "BEGIN IMMEDIATE")
 
 
 def _disable_pysqlite_transactions(dbapi_connection: Any, _record: Any) -> None:
@@ -106,3 +112,14 @@ class Database:
     def transaction(self) -> Any:
         """A session in one transaction, committed when the block succeeds."""
         return unit_of_work(self.sessions)
+
+    @contextmanager
+    def reading(self) -> Iterator[Session]:
+        """A session whose statements all see one snapshot of the data; it writes nothing."""
+        with self.sessions() as session:
+            if self.engine.dialect.name == "postgresql":
+                options = {"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
+            else:
+                options = {"read_only": True}
+            session.connection(execution_options=options)
+            yield session

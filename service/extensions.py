@@ -7,6 +7,7 @@ from flask import current_app
 from service.config import Settings
 from service.db import Database
 from service.ingestion.records import RecordParser
+from service.metrics import ReportCache
 
 
 def database() -> Database:
@@ -22,3 +23,8 @@ def settings() -> Settings:
 def record_parser() -> RecordParser:
     parser: RecordParser = current_app.extensions["customer_metrics.parser"]
     return parser
+
+
+def report_cache() -> ReportCache:
+    cache: ReportCache = current_app.extensions["customer_metrics.reports"]
+    return cache

@@ -48,15 +48,17 @@ def rebuild_purchase_history(session: Session) -> int:
 
 
 def _refresh_statement(customers: Any) -> Any:
-    window = {
-        # Counted and other orders form separate sequences; only the counted one is kept.
-        "partition_by": [Order.customer_pk, COUNTED],
-        "order_by": [Order.placed_at, Order.pk],
-    }
+    # Counted and other orders form separate sequences; only the counted one is kept.
+    partition = [Order.customer_pk, COUNTED]
+    order = [Order.placed_at, Order.pk]
     history = select(
         Order.pk,
-        case((COUNTED, func.lag(Order.placed_at).over(**window))).label("prev_at"),
-        case((COUNTED, func.lead(Order.placed_at).over(**window))).label("next_at"),
+        case(
+            (COUNTED, func.lag(Order.placed_at).over(partition_by=partition, order_by=order))
+        ).label("prev_at"),
+        case(
+            (COUNTED, func.lead(Order.placed_at).over(partition_by=partition, order_by=order))
+        ).label("next_at"),
     )
     if customers is not None:
         history = history.where(customers)
