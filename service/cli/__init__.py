@@ -8,6 +8,7 @@ from flask.cli import FlaskGroup
 from service.cli.db import db
 from service.cli.imports import import_command
 from service.cli.keys import keys
+from service.cli.metrics import metrics
 from service.cli.serve import serve
 
 
@@ -28,7 +29,7 @@ def cli() -> None:
     """
 
 
-for command in (db, keys, import_command, serve):
+for command in (db, keys, import_command, metrics, serve):
     cli.add_command(command)
 
 
