@@ -9,6 +9,7 @@ periods meeting [first changed instant, last changed instant + W].
 from __future__ import annotations
 
 import threading
+from bisect import bisect_right
 from collections import OrderedDict
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
@@ -57,12 +58,18 @@ def stale_runs(
 ) -> list[range]:
     """Maximal runs of consecutive period indexes that the changed spans can reach."""
     n = len(boundaries) - 1
-    stale = [False] * n
+    marks = [0] * (n + 1)  # difference array: many spans, one pass
     for span in spans:
-        reach_end = span.last + window
-        for k in range(n):
-            if boundaries[k + 1] > span.first and boundaries[k] <= reach_end:
-                stale[k] = True
+        # Periods k with boundaries[k + 1] > first and boundaries[k] <= last + W.
+        low = max(bisect_right(boundaries, span.first) - 1, 0)
+        high = min(bisect_right(boundaries, span.last + window) - 1, n - 1)
+        if low <= high:
+            marks[low] += 1
+            marks[high + 1] -= 1
+    stale, depth = [], 0
+    for k in range(n):
+        depth += marks[k]
+        stale.append(depth > 0)
     runs: list[range] = []
     k = 0
     while k < n:

@@ -1,0 +1,90 @@
+"""The report cache: after any change, the incrementally refreshed answer equals a fresh one.
+
+Each step changes the data somewhere in time (a new order, an old order moved or
+cancelled, a customer changing channel, spend, an erasure) and then compares the
+API's answer, refreshed from the change log, with `metrics_report` computed from
+scratch without a cache.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+import simplejson
+
+from service.db import Database
+from service.metrics import MetricsQuery, metrics_report
+from tests.factories import customer, order, spend
+
+QUERIES = [
+    {"interval": "month", "tz": "UTC", "churn_window_days": 30},
+    {"interval": "week", "tz": "Europe/Warsaw", "churn_window_days": 10},
+    {"interval": "quarter", "tz": "America/New_York", "churn_window_days": 45, "channel": "ads"},
+]
+START, END = date(2024, 1, 1), date(2024, 8, 31)
+
+
+def _random_order(rng: random.Random, order_id: str) -> dict[str, Any]:
+    placed = datetime(2023, 12, 1, tzinfo=UTC) + timedelta(minutes=rng.randrange(60 * 24 * 300))
+    return order(
+        order_id,
+        customer_id=f"c-{rng.randrange(8)}",
+        placed_at=placed.isoformat(),
+        total=f"{rng.randrange(1, 9000) / 100:.2f}",
+        status=rng.choice(["completed", "completed", "completed", "cancelled", "pending"]),
+    )
+
+
+def _fresh(db: Database, parameters: dict[str, Any]) -> Any:
+    query = MetricsQuery.create(START, END, **parameters)
+    with db.reading() as session:
+        body, _ = metrics_report(session, query, "USD")
+    # Written as the API writes it: ratios as JSON numbers.
+    return json.loads(simplejson.dumps(body, use_decimal=True), parse_float=Decimal)
+
+
+def _served(api: Any, parameters: dict[str, Any]) -> Any:
+    response = api.get("/v1/metrics", start=str(START), end=str(END), **parameters)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    return json.loads(response.data, parse_float=Decimal)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_an_incrementally_refreshed_report_equals_a_fresh_one(
+    api: Any, db: Database, seed: int
+) -> None:
+    rng = random.Random(seed)
+    for step in range(12):
+        for parameters in QUERIES:  # warm the cache before the change
+            _served(api, parameters)
+        change = step % 6
+        if change == 0:
+            batch = [_random_order(rng, f"o-{step}-{i}") for i in range(5)]
+            assert api.post("/v1/orders", batch).status_code == 200
+        elif change == 1:  # move or cancel an earlier order
+            moved = _random_order(rng, f"o-{step - 1}-{rng.randrange(5)}")
+            assert api.post("/v1/orders", [moved]).status_code == 200
+        elif change == 2:
+            who = customer(f"c-{rng.randrange(8)}", acquisition_channel=rng.choice(["ads", "seo"]))
+            assert api.post("/v1/customers", [who]).status_code == 200
+        elif change == 3:
+            day = START + timedelta(days=rng.randrange(200))
+            record = spend(
+                channel="ads",
+                date=None,
+                start_date=str(day),
+                end_date=str(day + timedelta(days=rng.randrange(40))),
+            )
+            assert api.post("/v1/acquisition-spend", [record]).status_code == 200
+        elif change == 4:
+            api.delete(f"/v1/customers/api/c-{rng.randrange(8)}")
+        else:
+            batch = [_random_order(rng, f"late-{step}-{i}") for i in range(3)]
+            assert api.post("/v1/orders", batch).status_code == 200
+        for parameters in QUERIES:
+            assert _served(api, parameters) == _fresh(db, parameters), (step, parameters)
