@@ -9,7 +9,7 @@ from service.config import Settings
 
 def create_app(settings: Settings | None = None) -> Flask:
     """The WSGI app: settings → database → errors → logging → API blueprints."""
-    from service.api import customers, health, metrics, orders, spend
+    from service.api import customers, health, metrics, orders, spend, webhooks
     from service.api.openapi import make_api
     from service.db import Database
     from service.errors import register_error_handlers
@@ -30,7 +30,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     configure_logging(settings.log_level)
     install_request_ids(app)
     api = make_api(app)
-    for module in (health, customers, orders, spend, metrics):
+    for module in (health, customers, orders, spend, metrics, webhooks):
         api.register_blueprint(module.blp)
     register_error_handlers(app)
     return app

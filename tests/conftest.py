@@ -31,7 +31,16 @@ POSTGRES_URL = os.environ.get(
     "TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 BACKENDS = ("sqlite", "postgresql")
-TABLES_CHILD_FIRST = ("orders", "customers", "acquisition_spend", "api_keys", "data_changes")
+TABLES_CHILD_FIRST = (
+    "orders",
+    "customers",
+    "acquisition_spend",
+    "api_keys",
+    "data_changes",
+    "webhook_deliveries",
+    "webhook_secrets",
+    "webhook_sources",
+)
 
 _postgres_problem: str | None = None
 

@@ -23,6 +23,9 @@ MODEL_TABLES = {
     "api_keys",
     "data_version",
     "data_changes",
+    "webhook_sources",
+    "webhook_secrets",
+    "webhook_deliveries",
 }
 
 

@@ -56,8 +56,23 @@ class ServiceApi(Api):  # type: ignore[misc]
         return render_http_exception(error)
 
 
+# Webhooks carry no API key: the sender's signature over the raw body is the credential.
+WEBHOOK_SIGNATURES = (
+    ("ShopifyHmac", "X-Shopify-Hmac-Sha256", "base64 HMAC-SHA256 of the body, app secret."),
+    ("WooCommerceSignature", "X-WC-Webhook-Signature", "base64 HMAC-SHA256 of the body."),
+    (
+        "StandardWebhooksSignature",
+        "webhook-signature",
+        "Standard Webhooks v1: HMAC-SHA256 of id.timestamp.body with the whsec_ secret.",
+    ),
+)
+
+
 def make_api(app: Flask) -> ServiceApi:
     app.config.update(API_SETTINGS)
     api = ServiceApi(app)
     api.spec.components.security_scheme("ApiKey", SECURITY_SCHEME)
+    for name, header, how in WEBHOOK_SIGNATURES:
+        scheme = {"type": "apiKey", "in": "header", "name": header, "description": how}
+        api.spec.components.security_scheme(name, scheme)
     return api

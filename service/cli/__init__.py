@@ -10,6 +10,7 @@ from service.cli.imports import import_command
 from service.cli.keys import keys
 from service.cli.metrics import metrics
 from service.cli.serve import serve
+from service.cli.webhooks import webhooks
 
 
 def _create_app() -> object:
@@ -29,7 +30,7 @@ def cli() -> None:
     """
 
 
-for command in (db, keys, import_command, metrics, serve):
+for command in (db, keys, import_command, metrics, serve, webhooks):
     cli.add_command(command)
 
 

@@ -5,16 +5,28 @@ from service.models.customer import UNKNOWN_CHANNEL, Customer
 from service.models.data_change import DataChange, DataVersion
 from service.models.order import COUNTED_STATUS, ORDER_STATUSES, Order
 from service.models.spend import AcquisitionSpend
+from service.models.webhook import (
+    DELIVERY_STATUSES,
+    WEBHOOK_KINDS,
+    WebhookDelivery,
+    WebhookSecret,
+    WebhookSource,
+)
 
 __all__ = [
     "COUNTED_STATUS",
+    "DELIVERY_STATUSES",
     "ORDER_STATUSES",
     "SCOPES",
     "UNKNOWN_CHANNEL",
+    "WEBHOOK_KINDS",
     "AcquisitionSpend",
     "ApiKey",
     "Customer",
     "DataChange",
     "DataVersion",
     "Order",
+    "WebhookDelivery",
+    "WebhookSecret",
+    "WebhookSource",
 ]

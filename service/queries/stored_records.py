@@ -9,6 +9,7 @@ from sqlalchemy import Select, delete, select
 from sqlalchemy.orm import Session
 
 from service.ingestion.changes import counted_orders_span, record_change
+from service.ingestion.purchase_history import refresh_purchase_history
 from service.models import AcquisitionSpend, Customer, Order
 from service.money import currency_exponent, format_amount
 
@@ -132,6 +133,22 @@ def erase_customer(session: Session, source: str, customer_id: str, now: datetim
     # Explicit, not only ON DELETE CASCADE: the erasure must not depend on a pragma.
     session.execute(delete(Order).where(Order.customer_pk == pk))
     session.execute(delete(Customer).where(Customer.pk == pk))
+    record_change(session, span, now)
+    return True
+
+
+def erase_order(session: Session, source: str, order_id: str, now: datetime) -> bool:
+    """Delete one order (a platform deleted it); False if unknown."""
+    found = session.execute(
+        select(Order.pk, Order.customer_pk).where(
+            Order.source == source, Order.external_id == order_id
+        )
+    ).first()
+    if found is None:
+        return False
+    span = counted_orders_span(session, [found.customer_pk])
+    session.execute(delete(Order).where(Order.pk == found.pk))
+    refresh_purchase_history(session, [found.customer_pk])
     record_change(session, span, now)
     return True
 

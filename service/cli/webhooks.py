@@ -1,0 +1,169 @@
+"""`customer-metrics webhooks ...`: senders, their secrets, stored deliveries and replays."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import click
+from flask.cli import with_appcontext
+from sqlalchemy import func, select
+
+from service.extensions import database, record_parser
+from service.models import (
+    DELIVERY_STATUSES,
+    WEBHOOK_KINDS,
+    WebhookDelivery,
+    WebhookSecret,
+    WebhookSource,
+)
+from service.webhooks.deliveries import process_delivery
+from service.webhooks.sources import (
+    add_source,
+    find_source,
+    new_secret,
+    remove_source,
+    rotate_secret,
+)
+
+KIND = click.Choice(WEBHOOK_KINDS)
+
+
+@click.group()
+def webhooks() -> None:
+    """Configure webhook senders; list and replay their deliveries."""
+
+
+@webhooks.command()
+@click.argument("kind", type=KIND)
+@click.argument("name")
+@click.option(
+    "--secret",
+    help="The sender's secret (Shopify: the app's client secret). Default: a new random one.",
+)
+@with_appcontext
+def add(kind: str, name: str, secret: str | None) -> None:
+    """Add a sender: NAME is the shop domain (shopify), the site host (woocommerce) or any name."""
+    secret = secret or new_secret(kind)
+    name = name.lower() if kind != "standard" else name
+    with database().transaction() as session:
+        if find_source(session, kind, name) is not None:
+            raise click.UsageError(f"{kind} sender {name!r} exists; use `webhooks rotate`.")
+        source = add_source(session, kind, name, secret, datetime.now(UTC))
+        record_source = source.record_source
+    click.echo(f"added {kind} sender {name!r}; its records get source {record_source!r}")
+    click.echo(f"secret: {secret}")
+    click.echo(f"endpoint: POST /v1/webhooks/{kind}")
+
+
+@webhooks.command(name="list")
+@with_appcontext
+def list_senders() -> None:
+    """List senders with their number of valid secrets and deliveries."""
+    now = datetime.now(UTC)
+    with database().sessions() as session:
+        for source in session.scalars(select(WebhookSource).order_by(WebhookSource.pk)):
+            valid = session.scalar(
+                select(func.count())
+                .select_from(WebhookSecret)
+                .where(WebhookSecret.source_pk == source.pk)
+                .where((WebhookSecret.expires_at.is_(None)) | (WebhookSecret.expires_at > now))
+            )
+            delivered = session.scalar(
+                select(func.count())
+                .select_from(WebhookDelivery)
+                .where(WebhookDelivery.source_pk == source.pk)
+            )
+            click.echo(
+                f"{source.kind:12} {source.name:40} source={source.record_source} "
+                f"secrets={valid} deliveries={delivered}"
+            )
+
+
+@webhooks.command()
+@click.argument("kind", type=KIND)
+@click.argument("name")
+@click.option("--secret", help="The new secret. Default: a new random one.")
+@click.option(
+    "--grace-hours",
+    type=float,
+    default=24.0,
+    show_default=True,
+    help="How long the old secrets stay valid.",
+)
+@with_appcontext
+def rotate(kind: str, name: str, secret: str | None, grace_hours: float) -> None:
+    """Add a new secret; the old ones stay valid for the grace period (both verify meanwhile)."""
+    secret = secret or new_secret(kind)
+    with database().transaction() as session:
+        source = _source(session, kind, name)
+        rotate_secret(session, source, secret, timedelta(hours=grace_hours), datetime.now(UTC))
+    click.echo(f"secret: {secret}")
+    click.echo(f"older secrets of {kind} sender {name!r} expire in {grace_hours:g} h")
+
+
+@webhooks.command()
+@click.argument("kind", type=KIND)
+@click.argument("name")
+@with_appcontext
+def remove(kind: str, name: str) -> None:
+    """Remove a sender, its secrets and its stored deliveries (not the records they created)."""
+    with database().transaction() as session:
+        remove_source(session, _source(session, kind, name))
+    click.echo(f"removed {kind} sender {name!r}")
+
+
+@webhooks.command()
+@click.option(
+    "--status", type=click.Choice(DELIVERY_STATUSES), help="Only deliveries in this state."
+)
+@click.option("--limit", type=int, default=50, show_default=True)
+@with_appcontext
+def deliveries(status: str | None, limit: int) -> None:
+    """List stored deliveries, newest first, with the error of failed ones."""
+    query = select(WebhookDelivery, WebhookSource.kind, WebhookSource.name).join(
+        WebhookSource, WebhookSource.pk == WebhookDelivery.source_pk
+    )
+    if status:
+        query = query.where(WebhookDelivery.status == status)
+    with database().sessions() as session:
+        rows = session.execute(query.order_by(WebhookDelivery.pk.desc()).limit(limit)).all()
+    for delivery, kind, name in rows:
+        click.echo(
+            f"{delivery.pk:8} {delivery.received_at:%Y-%m-%d %H:%M:%S} {kind}:{name} "
+            f"{delivery.topic} {delivery.status}"
+            + (f": {delivery.error}" if delivery.error else "")
+        )
+
+
+@webhooks.command()
+@click.argument("delivery_ids", nargs=-1, type=int)
+@click.option("--failed", "all_failed", is_flag=True, help="Replay every failed delivery.")
+@with_appcontext
+def replay(delivery_ids: tuple[int, ...], all_failed: bool) -> None:
+    """Map stored deliveries into records again (after a fix, or a configuration change)."""
+    ids = list(delivery_ids)
+    if all_failed:
+        with database().sessions() as session:
+            ids += session.scalars(
+                select(WebhookDelivery.pk)
+                .where(WebhookDelivery.status.in_(("failed", "received")))
+                .order_by(WebhookDelivery.pk)
+            ).all()
+    if not ids:
+        raise click.UsageError("Name delivery ids, or give --failed.")
+    still_failing = 0
+    for delivery_id in ids:
+        status, detail = process_delivery(
+            database(), delivery_id, record_parser(), datetime.now(UTC)
+        )
+        still_failing += status == "failed"
+        click.echo(f"{delivery_id}: {status}" + (f": {detail}" if detail else ""))
+    if still_failing:
+        raise SystemExit(1)
+
+
+def _source(session: object, kind: str, name: str) -> WebhookSource:
+    source = find_source(session, kind, name if kind == "standard" else name.lower())  # type: ignore[arg-type]
+    if source is None:
+        raise click.UsageError(f"No {kind} sender named {name!r}; see `webhooks list`.")
+    return source

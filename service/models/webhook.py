@@ -1,0 +1,65 @@
+"""Webhook senders, their signing secrets, and every delivery they made, stored raw."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, ForeignKey, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from service.db import Base, BigIntPK, UTCDateTime
+
+WEBHOOK_KINDS = ("shopify", "woocommerce", "standard")
+DELIVERY_STATUSES = ("received", "processed", "ignored", "failed")
+
+
+class WebhookSource(Base):
+    """A configured sender. `name` identifies it (a shop domain, a site host, or any name)."""
+
+    __tablename__ = "webhook_sources"
+    __table_args__ = (UniqueConstraint("kind", "name"),)
+
+    pk: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(255))
+    # The `source` of every record this sender's deliveries create.
+    record_source: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class WebhookSecret(Base):
+    """A signing secret. Kept in the clear: verifying an HMAC needs the key itself."""
+
+    __tablename__ = "webhook_secrets"
+
+    pk: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    source_pk: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("webhook_sources.pk", ondelete="CASCADE"), index=True
+    )
+    secret: Mapped[str] = mapped_column(String(512))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Set when a rotation retires this secret; it stays valid until then.
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class WebhookDelivery(Base):
+    """One delivery as received, committed before the sender gets its 2xx."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (UniqueConstraint("source_pk", "delivery_key"),)
+
+    pk: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    source_pk: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("webhook_sources.pk", ondelete="CASCADE")
+    )
+    # The sender's idempotency key (or one derived from the delivery when it has none).
+    delivery_key: Mapped[str] = mapped_column(String(255))
+    topic: Mapped[str] = mapped_column(String(255))
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    headers: Mapped[dict[str, Any]] = mapped_column(JSON)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    error: Mapped[str | None] = mapped_column(Text)
+    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    attempts: Mapped[int] = mapped_column(BigInteger, default=0)

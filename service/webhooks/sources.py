@@ -1,0 +1,82 @@
+"""Configured webhook senders and their secrets (managed with `customer-metrics webhooks`)."""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, or_, select
+from sqlalchemy.orm import Session
+
+from service.models import WebhookSecret, WebhookSource
+
+
+@dataclass(frozen=True)
+class Sender:
+    pk: int
+    kind: str
+    name: str
+    record_source: str
+    secrets: tuple[str, ...]
+
+
+def record_source_for(kind: str, name: str) -> str:
+    """The `source` of what a sender creates: `shopify:<shop>`, `woocommerce:<site>` or the name."""
+    return name if kind == "standard" else f"{kind}:{name}"
+
+
+def new_secret(kind: str) -> str:
+    """A fresh random secret; Standard Webhooks secrets are `whsec_` + base64 of 32 bytes."""
+    if kind == "standard":
+        return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+    return secrets.token_urlsafe(32)
+
+
+def add_source(session: Session, kind: str, name: str, secret: str, now: datetime) -> WebhookSource:
+    source = WebhookSource(
+        kind=kind, name=name, record_source=record_source_for(kind, name), created_at=now
+    )
+    session.add(source)
+    session.flush()
+    session.add(WebhookSecret(source_pk=source.pk, secret=secret, created_at=now))
+    return source
+
+
+def rotate_secret(
+    session: Session, source: WebhookSource, secret: str, grace: timedelta, now: datetime
+) -> None:
+    """Add `secret`; the current ones stay valid for `grace`, then expire."""
+    for old in session.scalars(_active(source.pk, now)):
+        old.expires_at = min(old.expires_at or now + grace, now + grace)
+    session.add(WebhookSecret(source_pk=source.pk, secret=secret, created_at=now))
+
+
+def remove_source(session: Session, source: WebhookSource) -> None:
+    session.execute(delete(WebhookSource).where(WebhookSource.pk == source.pk))
+
+
+def find_source(session: Session, kind: str, name: str) -> WebhookSource | None:
+    return session.scalar(
+        select(WebhookSource).where(WebhookSource.kind == kind, WebhookSource.name == name)
+    )
+
+
+def senders(session: Session, kind: str, name: str | None, now: datetime) -> list[Sender]:
+    """Senders of this kind (the one named, if a name is given) with their valid secrets."""
+    query = select(WebhookSource).where(WebhookSource.kind == kind).order_by(WebhookSource.pk)
+    if name is not None:
+        query = query.where(WebhookSource.name == name)
+    found = []
+    for source in session.scalars(query):
+        keys = tuple(s.secret for s in session.scalars(_active(source.pk, now)))
+        found.append(Sender(source.pk, source.kind, source.name, source.record_source, keys))
+    return found
+
+
+def _active(source_pk: int, now: datetime):  # type: ignore[no-untyped-def]
+    return select(WebhookSecret).where(
+        WebhookSecret.source_pk == source_pk,
+        or_(WebhookSecret.expires_at.is_(None), WebhookSecret.expires_at > now),
+    )
