@@ -18,14 +18,16 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, insert, text
 from sqlalchemy.engine import make_url
 
 from service import create_app
 from service.auth import create_key
 from service.config import Settings
 from service.db import Database
+from service.ingestion.changes import ALL_TIME
 from service.migrate import upgrade
+from service.models import DataChange
 
 POSTGRES_URL = os.environ.get(
     "TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -166,7 +168,17 @@ def _empty_tables(database: Database) -> None:
             for table in TABLES_CHILD_FIRST:
                 connection.execute(text(f"DELETE FROM {table}"))
         # Emptied data is changed data: cached metrics of the old data must not be served.
-        connection.execute(text("UPDATE data_version SET version = version + 1"))
+        version = connection.execute(
+            text("UPDATE data_version SET version = version + 1 RETURNING version")
+        ).scalar_one()
+        connection.execute(
+            insert(DataChange).values(
+                version=version,
+                changed_from=ALL_TIME.first,
+                changed_to=ALL_TIME.last,
+                recorded_at=datetime.now(UTC),
+            )
+        )
 
 
 @pytest.fixture

@@ -41,6 +41,10 @@ class TimeSpan:
         return TimeSpan(min(self.first, other.first), max(self.last, other.last))
 
 
+# For changes made around the log (a bulk load, a restore): every period is stale.
+ALL_TIME = TimeSpan(datetime(1, 1, 1, tzinfo=UTC), datetime(9000, 1, 1, tzinfo=UTC))
+
+
 def merge(spans: Iterable[TimeSpan | None]) -> TimeSpan | None:
     merged: TimeSpan | None = None
     for span in spans:
