@@ -23,9 +23,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.json = ExactJSONProvider(app)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.extensions["customer_metrics.settings"] = settings
-    app.extensions["customer_metrics.db"] = Database(settings.database_url)
+    database = Database(settings.database_url)
+    app.extensions["customer_metrics.db"] = database
     app.extensions["customer_metrics.parser"] = RecordParser(settings.reporting_currency)
-    app.extensions["customer_metrics.reports"] = ReportCache()
+    app.extensions["customer_metrics.reports"] = ReportCache(database)
 
     configure_logging(settings.log_level)
     install_request_ids(app)

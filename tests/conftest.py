@@ -39,6 +39,7 @@ TABLES_CHILD_FIRST = (
     "acquisition_spend",
     "api_keys",
     "data_changes",
+    "metric_reports",
     "webhook_deliveries",
     "webhook_secrets",
     "webhook_sources",

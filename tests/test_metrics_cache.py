@@ -16,9 +16,12 @@ from typing import Any
 
 import pytest
 import simplejson
+from sqlalchemy import select
 
+from service import create_app
 from service.db import Database
 from service.metrics import MetricsQuery, metrics_report
+from service.models import StoredReport
 from tests.factories import customer, order, spend
 
 QUERIES = [
@@ -88,3 +91,38 @@ def test_an_incrementally_refreshed_report_equals_a_fresh_one(
             assert api.post("/v1/orders", batch).status_code == 200
         for parameters in QUERIES:
             assert _served(api, parameters) == _fresh(db, parameters), (step, parameters)
+
+
+def test_a_worker_starts_from_the_counts_another_worker_computed(
+    api: Any, settings: Any, db: Database
+) -> None:
+    """Workers share counts through the database, so a second one does not start from scratch.
+
+    The shared counts are tampered with on purpose: a worker that read them serves the
+    tampered number, which proves it did not recompute.
+    """
+    assert (
+        api.post("/v1/orders", [order("o-1", placed_at="2024-03-05T10:00:00Z")]).status_code == 200
+    )
+    query = {"start": "2024-03-01", "end": "2024-03-31"}
+    assert api.get("/v1/metrics", **query).json["periods"][0]["orders"] == 1
+    with db.transaction() as session:
+        stored = session.scalars(select(StoredReport)).one()
+        stored.counts = [[0, 0, 0, 0, 0, 41, 0, 0, 0, 0]]  # orders (6th count) set to 41
+
+    assert _orders_served_by_a_new_worker(settings, api, query) == 41
+
+    # New data: the other worker brings the shared counts up to date from the change log.
+    assert (
+        api.post("/v1/orders", [order("o-2", placed_at="2024-03-06T10:00:00Z")]).status_code == 200
+    )
+    assert _orders_served_by_a_new_worker(settings, api, query) == 2
+
+
+def _orders_served_by_a_new_worker(settings: Any, api: Any, query: dict[str, str]) -> int:
+    worker = create_app(settings)
+    try:
+        response = worker.test_client().get("/v1/metrics", query_string=query, headers=api.headers)
+        return int(response.json["periods"][0]["orders"])
+    finally:
+        worker.extensions["customer_metrics.db"].engine.dispose()

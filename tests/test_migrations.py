@@ -23,6 +23,7 @@ MODEL_TABLES = {
     "api_keys",
     "data_version",
     "data_changes",
+    "metric_reports",
     "webhook_sources",
     "webhook_secrets",
     "webhook_deliveries",

@@ -53,7 +53,6 @@ def upsert_customers(
     """Store customers by (source, id), following the stale-update rule of METRICS.md §1."""
     outcome = BatchOutcome()
     changed_pks: set[int] = set()
-    created_any = False
     for source, group in sorted(group_by_source(records).items()):
         ids = {r.id for r in group}
         if is_postgresql(session):
@@ -76,13 +75,23 @@ def upsert_customers(
         # The rows were locked (PostgreSQL) or the writers serialised (SQLite): the
         # plan is what happened.
         outcome.add(plan.outcome())
-        changed_pks.update(stored[cid].pk for cid in plan.to_write if cid in stored)
-        created_any = created_any or any(cid not in stored for cid in plan.to_write)
-    if changed_pks or created_any:
+        changed_pks.update(
+            stored[cid].pk
+            for cid, index in plan.to_write.items()
+            if cid in stored and _moves_between_filters(stored[cid], group[index])
+        )
+    if outcome.created or outcome.updated:
         # A customer's channel or country moves all their history between filters;
         # a customer that is new here has no orders yet.
         record_change(session, counted_orders_span(session, changed_pks), now)
     return outcome
+
+
+def _moves_between_filters(stored: Row[Any], record: CustomerRecord) -> bool:
+    return (stored.acquisition_channel, stored.country) != (
+        record.acquisition_channel,
+        record.country,
+    )
 
 
 def ensure_customers(session: Session, source: str, ids: set[str], now: datetime) -> dict[str, int]:

@@ -9,11 +9,13 @@ write touches, so the metrics engine reads a customer's history from single rows
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, func, or_, select, update
+from sqlalchemy import case, func, null, or_, select, update
 from sqlalchemy.orm import Session
 
+from service.db import UTCDateTime
 from service.ingestion.changes import TimeSpan
 from service.ingestion.sql import is_postgresql
 from service.models import Customer, Order
@@ -22,48 +24,56 @@ COUNTED = (Order.status == "completed") & ~Order.test
 
 
 def refresh_purchase_history(session: Session, customer_pks: Iterable[int]) -> TimeSpan | None:
-    """Recompute the neighbours of these customers' orders; the span of the rows that changed."""
+    """Recompute the neighbours of these customers' orders; the instants whose metrics moved.
+
+    A changed previous order matters only to the order's own period (is it its
+    customer's first of the period, or ever?); a changed next order matters from
+    the earlier of the old and new next order on (how long the customer stays
+    active, and whether they bought twice in a period). So appending a new order
+    touches metrics from that order on, not from the customer's first order.
+    """
     pks = sorted(set(customer_pks))
     if not pks:
         return None
     if is_postgresql(session):
         # Concurrent writers of one customer must not each compute its history
         # without the other's orders: the second waits here for the first to commit,
-        # then its UPDATE (a new statement) sees them. Same lock order as customer
-        # batches take, so the two cannot deadlock.
+        # then its statements see them. Same lock order as customer batches take,
+        # so the two cannot deadlock.
         session.execute(
             select(Customer.pk)
             .where(Customer.pk.in_(pks))
             .order_by(Customer.source, Customer.external_id)
             .with_for_update(key_share=True)
         )
-    statement = _refresh_statement(Order.customer_pk.in_(pks)).returning(Order.placed_at)
-    return TimeSpan.covering(session.scalars(statement))
+    history = _history(Order.customer_pk.in_(pks)).subquery()
+    changed = session.execute(
+        select(history).where(
+            or_(
+                history.c.old_prev.is_distinct_from(history.c.prev_at),
+                history.c.old_next.is_distinct_from(history.c.next_at),
+            )
+        )
+    ).all()
+    if not changed:
+        return None
+    session.execute(
+        update(Order),
+        [{"pk": r.pk, "prev_counted_at": r.prev_at, "next_counted_at": r.next_at} for r in changed],
+    )
+    moved: list[datetime | None] = []
+    for row in changed:
+        if row.old_prev != row.prev_at:
+            moved.append(row.placed_at)
+        if row.old_next != row.next_at:
+            moved.append(min(t for t in (row.old_next, row.next_at) if t is not None))
+    return TimeSpan.covering(moved)
 
 
 def rebuild_purchase_history(session: Session) -> int:
     """Recompute every order's neighbours (after a bulk load); the number of rows changed."""
-    result = session.execute(_refresh_statement(None))
-    return int(result.rowcount)  # type: ignore[attr-defined]
-
-
-def _refresh_statement(customers: Any) -> Any:
-    # Counted and other orders form separate sequences; only the counted one is kept.
-    partition = [Order.customer_pk, COUNTED]
-    order = [Order.placed_at, Order.pk]
-    history = select(
-        Order.pk,
-        case(
-            (COUNTED, func.lag(Order.placed_at).over(partition_by=partition, order_by=order))
-        ).label("prev_at"),
-        case(
-            (COUNTED, func.lead(Order.placed_at).over(partition_by=partition, order_by=order))
-        ).label("next_at"),
-    )
-    if customers is not None:
-        history = history.where(customers)
-    neighbours = history.cte("neighbours")
-    return (
+    neighbours = _history(None).cte("neighbours")
+    statement = (
         update(Order)
         .where(Order.pk == neighbours.c.pk)
         .where(
@@ -74,3 +84,40 @@ def _refresh_statement(customers: Any) -> Any:
         )
         .values(prev_counted_at=neighbours.c.prev_at, next_counted_at=neighbours.c.next_at)
     )
+    result = session.execute(statement)
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def _history(customers: Any) -> Any:
+    """Per order: its stored neighbours (old_*) and the ones its customer's history gives."""
+    # Counted and other orders form separate sequences; only the counted one is kept.
+    partition = [Order.customer_pk, COUNTED]
+    order = [Order.placed_at, Order.pk]
+    instant = UTCDateTime()
+    history = select(
+        Order.pk,
+        Order.placed_at,
+        Order.prev_counted_at.label("old_prev"),
+        Order.next_counted_at.label("old_next"),
+        case(
+            (
+                COUNTED,
+                func.lag(Order.placed_at, type_=instant).over(
+                    partition_by=partition, order_by=order
+                ),
+            ),
+            else_=null(),
+        ).label("prev_at"),
+        case(
+            (
+                COUNTED,
+                func.lead(Order.placed_at, type_=instant).over(
+                    partition_by=partition, order_by=order
+                ),
+            ),
+            else_=null(),
+        ).label("next_at"),
+    )
+    if customers is not None:
+        history = history.where(customers)
+    return history

@@ -27,13 +27,15 @@ def metrics_report(
     """The report for `query` and its entity tag (which changes whenever the data does)."""
     version = current_version(session)
     key = (query.cache_key(), currency)
-    cached = cache.get(key) if cache is not None else None
-    if cached is None or cached.version != version:
-        counts = _counts(session, query, cached)
-        cached = CachedReport(version, counts, _body(session, query, currency, counts))
-        if cache is not None:
-            cache.put(key, cached)
-    return cached.body, entity_tag(key, version)
+    cached = cache.get(key, session) if cache is not None else None
+    if cached is not None and cached.version == version and cached.body is not None:
+        return cached.body, entity_tag(key, version)
+    computed = cached is None or cached.version != version
+    counts = _counts(session, query, cached) if computed else cached.counts  # type: ignore[union-attr]
+    body = _body(session, query, currency, counts)
+    if cache is not None:
+        cache.put(key, CachedReport(version, counts, body), computed=computed)
+    return body, entity_tag(key, version)
 
 
 def report_tag(session: Session, query: MetricsQuery, currency: str) -> str:

@@ -2,7 +2,7 @@
 
 from service.models.api_key import SCOPES, ApiKey
 from service.models.customer import UNKNOWN_CHANNEL, Customer
-from service.models.data_change import DataChange, DataVersion
+from service.models.data_change import DataChange, DataVersion, StoredReport
 from service.models.order import COUNTED_STATUS, ORDER_STATUSES, Order
 from service.models.spend import AcquisitionSpend
 from service.models.webhook import (
@@ -26,6 +26,7 @@ __all__ = [
     "DataChange",
     "DataVersion",
     "Order",
+    "StoredReport",
     "WebhookDelivery",
     "WebhookSecret",
     "WebhookSource",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Integer
+from sqlalchemy import JSON, BigInteger, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from service.db import Base, UTCDateTime
@@ -32,3 +32,14 @@ class DataChange(Base):
     changed_from: Mapped[datetime] = mapped_column(UTCDateTime)
     changed_to: Mapped[datetime] = mapped_column(UTCDateTime)
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class StoredReport(Base):
+    """The exact per-period counts of one metrics query at a data version, shared by workers."""
+
+    __tablename__ = "metric_reports"
+
+    query_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger)
+    counts: Mapped[list[list[int]]] = mapped_column(JSON)
+    computed_at: Mapped[datetime] = mapped_column(UTCDateTime)
