@@ -41,6 +41,7 @@ TABLES_CHILD_FIRST = (
     "data_changes",
     "metric_reports",
     "webhook_deliveries",
+    "webhook_erasures",
     "webhook_secrets",
     "webhook_sources",
 )

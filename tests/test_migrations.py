@@ -27,6 +27,7 @@ MODEL_TABLES = {
     "webhook_sources",
     "webhook_secrets",
     "webhook_deliveries",
+    "webhook_erasures",
 }
 
 

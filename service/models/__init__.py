@@ -9,6 +9,7 @@ from service.models.webhook import (
     DELIVERY_STATUSES,
     WEBHOOK_KINDS,
     WebhookDelivery,
+    WebhookErasure,
     WebhookSecret,
     WebhookSource,
 )
@@ -28,6 +29,7 @@ __all__ = [
     "Order",
     "StoredReport",
     "WebhookDelivery",
+    "WebhookErasure",
     "WebhookSecret",
     "WebhookSource",
 ]

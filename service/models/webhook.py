@@ -63,3 +63,16 @@ class WebhookDelivery(Base):
     error: Mapped[str | None] = mapped_column(Text)
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     attempts: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class WebhookErasure(Base):
+    """A record a platform erased: no late, retried or reordered delivery brings it back."""
+
+    __tablename__ = "webhook_erasures"
+    __table_args__ = (UniqueConstraint("record_source", "kind", "external_id"),)
+
+    pk: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    record_source: Mapped[str] = mapped_column(String(255))
+    kind: Mapped[str] = mapped_column(String(16))  # "customer" or "order"
+    external_id: Mapped[str] = mapped_column(String(255))
+    erased_at: Mapped[datetime] = mapped_column(UTCDateTime)

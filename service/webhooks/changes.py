@@ -22,6 +22,8 @@ class RecordChanges:
     spend: list[dict[str, Any]] = field(default_factory=list)
     erase_customers: list[str] = field(default_factory=list)
     erase_orders: list[str] = field(default_factory=list)
+    # Orders a platform brought back (WooCommerce restores trashed orders).
+    restore_orders: list[str] = field(default_factory=list)
     ignored: str | None = None
 
 

@@ -93,9 +93,10 @@ def process_delivery(
             delivery, source = _load(session, delivery_pk)
             payload = loads_exact(delivery.body)
             changes = MAPPERS[source.kind](delivery.topic, payload, source.record_source)
-            if changes.ignored is None:
-                apply_changes(session, changes, source.record_source, parser, now)
-            status, error = ("ignored", changes.ignored) if changes.ignored else ("processed", None)
+            reason = changes.ignored
+            if reason is None:
+                reason = apply_changes(session, changes, source.record_source, parser, now)
+            status, error = ("ignored", reason) if reason else ("processed", None)
             _mark(session, delivery_pk, status, error, now)
         return status, error
     except (MappingFailed, Problem, ValueError) as failure:

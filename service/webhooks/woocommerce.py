@@ -24,8 +24,12 @@ ATTRIBUTION = "_wc_order_attribution_"
 def map_woocommerce(topic: str, payload: Any, record_source: str) -> RecordChanges:
     if not isinstance(payload, dict):
         raise MappingFailed("the body is not a JSON object")
-    if topic in ("order.created", "order.updated", "order.restored"):
+    if topic in ("order.created", "order.updated"):
         return _order(payload, record_source)
+    if topic == "order.restored":
+        restored = _order(payload, record_source)
+        restored.restore_orders = [str(_required(payload, "id"))]
+        return restored
     if topic == "order.deleted":
         return RecordChanges(erase_orders=[str(_required(payload, "id"))])
     if topic in ("customer.created", "customer.updated"):
@@ -63,14 +67,10 @@ def _order(payload: dict[str, Any], record_source: str) -> RecordChanges:
         m.get("key"): m.get("value") for m in payload.get("meta_data") or [] if isinstance(m, dict)
     }
     utm_source = str(meta.get(ATTRIBUTION + "utm_source") or "").strip()
-    channel = (
-        "direct"
-        if utm_source == "(direct)"
-        else channel_from(
-            f"?utm_source={utm_source}" if utm_source else None,
-            meta.get(ATTRIBUTION + "referrer"),
-            payload.get("created_via"),
-        )
+    if utm_source == "(direct)":  # WooCommerce's name for a typed-in visit
+        utm_source = "direct"
+    channel = utm_source or channel_from(
+        None, meta.get(ATTRIBUTION + "referrer"), payload.get("created_via")
     )
     if channel:
         customer["acquisition_channel"] = channel
