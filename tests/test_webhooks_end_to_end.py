@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from service.db import Database
 from service.ingestion.records import RecordParser
 from service.models import Customer, Order
-from service.webhooks.deliveries import process_delivery
+from service.webhooks.deliveries import replay_delivery
 from tests.conftest import Api
 from tests.factories import customer, order
 from tests.webhook_payloads import (
@@ -318,9 +318,9 @@ def test_a_failed_delivery_is_processed_when_attempted_again_under_its_currency(
     assert "EUR is not this deployment's reporting currency (USD)" in answer["detail"]
 
     # The stored raw delivery, attempted again by a deployment that reports in EUR.
-    outcome = process_delivery(db, answer["delivery_id"], RecordParser("EUR"), datetime.now(UTC))
+    outcome = replay_delivery(db, answer["delivery_id"], RecordParser("EUR"), datetime.now(UTC))
 
-    assert outcome == ("processed", None)
+    assert (outcome.status, outcome.detail) == ("processed", None)
     found = api.get(f"/v1/orders/woocommerce:{WOO_SITE}/727").json
     assert (found["currency"], found["total"], found["status"]) == ("EUR", "19.99", "completed")
     assert stored_deliveries(db) == [("order.created", "processed", None, 2)]

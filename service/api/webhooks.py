@@ -21,7 +21,7 @@ from service.errors import MalformedBody, Unauthenticated
 from service.extensions import database, record_parser
 from service.jsonio import loads_exact
 from service.schemas.webhooks import DeliveryResult
-from service.webhooks.deliveries import process_delivery, store_delivery
+from service.webhooks.deliveries import Delivery, receive_delivery
 from service.webhooks.signatures import SignatureRejected, verify_body_signature, verify_standard
 from service.webhooks.sources import Sender, senders
 
@@ -126,15 +126,12 @@ def standard() -> dict[str, Any]:
 
 
 def _receive(sender: Sender, key: str, topic: str, body: bytes) -> dict[str, Any]:
-    now = datetime.now(UTC)
     headers = {
         k.lower(): v for k, v in request.headers.items() if k.lower().startswith(KEPT_HEADERS)
     }
-    received = store_delivery(database(), sender.pk, key, topic, body, headers, now)
-    if received.duplicate:
-        return {"delivery_id": received.delivery_pk, "status": "duplicate", "detail": None}
-    status, detail = process_delivery(database(), received.delivery_pk, record_parser(), now)
-    return {"delivery_id": received.delivery_pk, "status": status, "detail": detail}
+    delivery = Delivery(sender.pk, sender.kind, sender.record_source, key, topic, body, headers)
+    outcome = receive_delivery(database(), delivery, record_parser(), datetime.now(UTC))
+    return {"delivery_id": outcome.delivery_pk, "status": outcome.status, "detail": outcome.detail}
 
 
 def _one_sender(kind: str, name: str) -> Sender:

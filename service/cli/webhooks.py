@@ -16,7 +16,7 @@ from service.models import (
     WebhookSecret,
     WebhookSource,
 )
-from service.webhooks.deliveries import process_delivery
+from service.webhooks.deliveries import replay_delivery
 from service.webhooks.sources import (
     add_source,
     find_source,
@@ -153,11 +153,10 @@ def replay(delivery_ids: tuple[int, ...], all_failed: bool) -> None:
         raise click.UsageError("Name delivery ids, or give --failed.")
     still_failing = 0
     for delivery_id in ids:
-        status, detail = process_delivery(
-            database(), delivery_id, record_parser(), datetime.now(UTC)
-        )
-        still_failing += status == "failed"
-        click.echo(f"{delivery_id}: {status}" + (f": {detail}" if detail else ""))
+        outcome = replay_delivery(database(), delivery_id, record_parser(), datetime.now(UTC))
+        still_failing += outcome.status == "failed"
+        detail = f": {outcome.detail}" if outcome.detail else ""
+        click.echo(f"{delivery_id}: {outcome.status}{detail}")
     if still_failing:
         raise SystemExit(1)
 

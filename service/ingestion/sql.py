@@ -180,8 +180,15 @@ def insert_missing_keys(
     return [tuple(row) for row in session.execute(statement)]
 
 
+# Up to this many rows go in as one multi-row INSERT; more go through COPY.
+SMALL_BATCH = 20
+
+
 def _insert_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> tuple[Any, Any]:
     """An INSERT of `rows` for the session's dialect, and the parameters to run it with."""
+    if is_postgresql(session) and len(rows) <= SMALL_BATCH:
+        # A few rows (a webhook's order and customer): one statement, no staging round trips.
+        return postgresql.insert(table).values(list(rows)), None
     if is_postgresql(session):
         staging = _stage_with_copy(session, table, rows)
         names = list(rows[0])

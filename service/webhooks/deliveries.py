@@ -1,9 +1,11 @@
-"""Deliveries: stored raw first (durability), then turned into records.
+"""Deliveries: stored raw, then turned into records, in one transaction with a savepoint.
 
-A delivery is committed, unique on (sender, delivery key), before the sender
-gets its answer; a duplicate changes nothing. Turning it into records happens in
-a second transaction; when that fails the delivery keeps its error and can be
-replayed (`customer-metrics webhooks replay`).
+The raw delivery is inserted (unique on sender and delivery key) and mapped
+inside a savepoint; if mapping fails, only the savepoint is rolled back and the
+delivery is kept with its error. Either way the transaction commits before the
+sender gets its answer, so an acknowledged delivery is never lost, and a
+duplicate finds the stored one and changes nothing. `replay` maps a stored
+delivery again (`customer-metrics webhooks replay`).
 """
 
 from __future__ import annotations
@@ -15,12 +17,13 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from service.db import Database
 from service.errors import Problem
 from service.ingestion.records import RecordParser
+from service.ingestion.sql import is_postgresql
 from service.jsonio import loads_exact
 from service.models import WebhookDelivery, WebhookSource
 from service.webhooks.apply import apply_changes
@@ -39,84 +42,119 @@ MAPPERS: dict[str, Callable[[str, Any, str], RecordChanges]] = {
 
 
 @dataclass(frozen=True)
-class Received:
+class Outcome:
     delivery_pk: int
-    duplicate: bool
+    status: str  # processed | ignored | failed | duplicate
+    detail: str | None = None
 
 
-def store_delivery(
-    database: Database,
-    source_pk: int,
-    key: str,
+@dataclass(frozen=True)
+class Delivery:
+    """A verified delivery of a sender, as received."""
+
+    source_pk: int
+    kind: str
+    record_source: str
+    key: str
+    topic: str
+    body: bytes
+    headers: dict[str, str]
+
+
+def receive_delivery(
+    database: Database, delivery: Delivery, parser: RecordParser, now: datetime
+) -> Outcome:
+    """Store the delivery and turn it into records; committed when this returns."""
+    with database.transaction() as session:
+        pk = _insert_new(session, delivery, now)
+        if pk is None:  # stored before: a retry, or a concurrent copy that committed first
+            return Outcome(_stored_pk(session, delivery), "duplicate")
+        status, detail = _map_in_savepoint(
+            session,
+            delivery.kind,
+            delivery.record_source,
+            delivery.topic,
+            delivery.body,
+            parser,
+            now,
+        )
+        _mark(session, pk, status, detail, now)
+    if status == "failed":
+        log.warning("webhook delivery %s failed: %s", pk, detail)
+    return Outcome(pk, status, detail)
+
+
+def replay_delivery(
+    database: Database, delivery_pk: int, parser: RecordParser, now: datetime
+) -> Outcome:
+    """Map a stored delivery again, whatever its state."""
+    with database.transaction() as session:
+        delivery = session.get(WebhookDelivery, delivery_pk)
+        if delivery is None:
+            return Outcome(delivery_pk, "failed", f"no delivery {delivery_pk}")
+        source = session.get(WebhookSource, delivery.source_pk)
+        assert source is not None  # the foreign key holds
+        status, detail = _map_in_savepoint(
+            session, source.kind, source.record_source, delivery.topic, delivery.body, parser, now
+        )
+        _mark(session, delivery_pk, status, detail, now)
+    return Outcome(delivery_pk, status, detail)
+
+
+def _map_in_savepoint(
+    session: Session,
+    kind: str,
+    record_source: str,
     topic: str,
     body: bytes,
-    headers: dict[str, str],
+    parser: RecordParser,
     now: datetime,
-) -> Received:
-    """Commit the raw delivery, or find the one already stored under the same key."""
-    row = {
-        "source_pk": source_pk,
-        "delivery_key": key[:255],
-        "topic": topic[:255],
-        "body": body,
-        "headers": headers,
-        "received_at": now,
-        "status": "received",
-        "attempts": 0,
-    }
-    try:
-        with database.transaction() as session:
-            delivery = WebhookDelivery(**row)
-            session.add(delivery)
-            session.flush()
-            return Received(delivery.pk, duplicate=False)
-    except IntegrityError:
-        # Another delivery with this key committed first (a retry, or a concurrent copy).
-        with database.sessions() as session:
-            pk = session.scalar(
-                select(WebhookDelivery.pk).where(
-                    WebhookDelivery.source_pk == source_pk,
-                    WebhookDelivery.delivery_key == row["delivery_key"],
-                )
-            )
-        if pk is None:
-            raise
-        return Received(pk, duplicate=True)
-
-
-def process_delivery(
-    database: Database, delivery_pk: int, parser: RecordParser, now: datetime
 ) -> tuple[str, str | None]:
-    """Turn a stored delivery into records; its new status and error (or ignore reason)."""
     try:
-        with database.transaction() as session:
-            delivery, source = _load(session, delivery_pk)
-            payload = loads_exact(delivery.body)
-            changes = MAPPERS[source.kind](delivery.topic, payload, source.record_source)
+        with session.begin_nested():
+            changes = MAPPERS[kind](topic, loads_exact(body), record_source)
             reason = changes.ignored
             if reason is None:
-                reason = apply_changes(session, changes, source.record_source, parser, now)
-            status, error = ("ignored", reason) if reason else ("processed", None)
-            _mark(session, delivery_pk, status, error, now)
-        return status, error
+                reason = apply_changes(session, changes, record_source, parser, now)
+        return ("ignored", reason) if reason else ("processed", None)
     except (MappingFailed, Problem, ValueError) as failure:
-        error = str(getattr(failure, "detail", None) or failure)
+        return "failed", str(getattr(failure, "detail", None) or failure)
     except Exception as failure:  # a bug must not lose the delivery: keep it, log it
-        log.exception("webhook delivery %s could not be processed", delivery_pk)
-        error = f"internal error: {type(failure).__name__}"
-    with database.transaction() as session:
-        _mark(session, delivery_pk, "failed", error, now)
-    log.warning("webhook delivery %s failed: %s", delivery_pk, error)
-    return "failed", error
+        log.exception("a webhook delivery could not be mapped")
+        return "failed", f"internal error: {type(failure).__name__}"
 
 
-def _load(session: Session, delivery_pk: int) -> tuple[WebhookDelivery, WebhookSource]:
-    delivery = session.get(WebhookDelivery, delivery_pk)
-    if delivery is None:
-        raise MappingFailed(f"no delivery {delivery_pk}")
-    source = session.get(WebhookSource, delivery.source_pk)
-    assert source is not None  # the foreign key holds
-    return delivery, source
+def _insert_new(session: Session, delivery: Delivery, now: datetime) -> int | None:
+    """The new delivery's pk, or None if one with the same key is stored."""
+    dialect = postgresql if is_postgresql(session) else sqlite
+    statement = (
+        dialect.insert(WebhookDelivery)
+        .values(
+            source_pk=delivery.source_pk,
+            delivery_key=delivery.key[:255],
+            topic=delivery.topic[:255],
+            body=delivery.body,
+            headers=delivery.headers,
+            received_at=now,
+            status="received",
+            attempts=0,
+        )
+        .on_conflict_do_nothing(index_elements=["source_pk", "delivery_key"])
+        .returning(WebhookDelivery.pk)
+    )
+    pk = session.execute(statement).scalar_one_or_none()
+    return None if pk is None else int(pk)
+
+
+def _stored_pk(session: Session, delivery: Delivery) -> int:
+    return int(
+        session.execute(
+            select(WebhookDelivery.pk).where(
+                WebhookDelivery.source_pk == delivery.source_pk,
+                WebhookDelivery.delivery_key == delivery.key[:255],
+            )
+        ).scalar_one()
+    )
 
 
 def _mark(
