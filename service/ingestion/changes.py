@@ -11,6 +11,8 @@ from sqlalchemy.orm import Session
 
 from service.models import DataChange, DataVersion, Order
 
+_PENDING, _PENDING_AT = "customer_metrics.pending_changes", "customer_metrics.pending_changes_at"
+
 # A calendar date in any time zone lies within this distance of the same date in UTC
 # (offsets run from -12:00 to +14:00).
 _ZONE_MARGIN = timedelta(days=1)
@@ -69,18 +71,36 @@ def counted_orders_span(session: Session, customer_pks: Iterable[int]) -> TimeSp
     return TimeSpan(_instant(first), _instant(last))
 
 
-def record_change(session: Session, span: TimeSpan | None, now: datetime) -> int:
-    """Bump the data version (its lock is held until commit) and log the span changed.
+def record_change(session: Session, span: TimeSpan | None, now: datetime) -> None:
+    """Note that this transaction changed data (within `span`, if it can affect metrics).
 
-    Call it last in a transaction, after every other write: it serialises
-    committing writers for the short time left until their commit.
+    The change is written once, just before the transaction commits (see
+    `write_pending_changes`), so the data version's row lock is held only for the
+    commit itself and concurrent writers are not queued behind each other's work.
     """
+    pending: list[TimeSpan | None] = session.info.setdefault(_PENDING, [])
+    pending.append(span)
+    session.info[_PENDING_AT] = now
+
+
+def write_pending_changes(session: Session) -> int | None:
+    """Bump the data version and log the merged span of the noted changes; the new version.
+
+    Runs before every commit of the app's sessions (a `before_commit` hook).
+    The bump takes the version row's lock until commit, so versions are handed
+    out in commit order.
+    """
+    pending: list[TimeSpan | None] = session.info.pop(_PENDING, [])
+    now: datetime = session.info.pop(_PENDING_AT, datetime.now(UTC))
+    if not pending:
+        return None
     version = session.execute(
         update(DataVersion)
         .where(DataVersion.id == 1)
         .values(version=DataVersion.version + 1)
         .returning(DataVersion.version)
     ).scalar_one()
+    span = merge(pending)
     if span is not None:
         session.execute(
             insert(DataChange).values(
@@ -88,6 +108,12 @@ def record_change(session: Session, span: TimeSpan | None, now: datetime) -> int
             )
         )
     return int(version)
+
+
+def forget_pending_changes(session: Session) -> None:
+    """A rolled-back transaction changed nothing."""
+    session.info.pop(_PENDING, None)
+    session.info.pop(_PENDING_AT, None)
 
 
 def current_version(session: Session) -> int:

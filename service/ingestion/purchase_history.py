@@ -46,21 +46,24 @@ def refresh_purchase_history(session: Session, customer_pks: Iterable[int]) -> T
             .order_by(Customer.source, Customer.external_id)
             .with_for_update(key_share=True)
         )
-    history = _history(Order.customer_pk.in_(pks)).subquery()
-    changed = session.execute(
-        select(history).where(
-            or_(
-                history.c.old_prev.is_distinct_from(history.c.prev_at),
-                history.c.old_next.is_distinct_from(history.c.next_at),
-            )
-        )
-    ).all()
+    history = _history(Order.customer_pk.in_(pks)).cte("history")
+    changed_rows = _update_from(history).returning(
+        history.c.placed_at,
+        history.c.old_prev,
+        history.c.old_next,
+        history.c.prev_at,
+        history.c.next_at,
+    )
+    if is_postgresql(session):
+        # One statement: the CTE is read before the update, so it returns the old values.
+        changed = session.execute(changed_rows).all()
+    else:
+        # SQLite's RETURNING cannot name the FROM table: read the changes, then write them.
+        changed = session.execute(select(history).where(_differs(history))).all()
+        if changed:
+            session.execute(_update_from(history))
     if not changed:
         return None
-    session.execute(
-        update(Order),
-        [{"pk": r.pk, "prev_counted_at": r.prev_at, "next_counted_at": r.next_at} for r in changed],
-    )
     moved: list[datetime | None] = []
     for row in changed:
         if row.old_prev != row.prev_at:
@@ -72,20 +75,24 @@ def refresh_purchase_history(session: Session, customer_pks: Iterable[int]) -> T
 
 def rebuild_purchase_history(session: Session) -> int:
     """Recompute every order's neighbours (after a bulk load); the number of rows changed."""
-    neighbours = _history(None).cte("neighbours")
-    statement = (
-        update(Order)
-        .where(Order.pk == neighbours.c.pk)
-        .where(
-            or_(
-                Order.prev_counted_at.is_distinct_from(neighbours.c.prev_at),
-                Order.next_counted_at.is_distinct_from(neighbours.c.next_at),
-            )
-        )
-        .values(prev_counted_at=neighbours.c.prev_at, next_counted_at=neighbours.c.next_at)
-    )
-    result = session.execute(statement)
+    result = session.execute(_update_from(_history(None).cte("history")))
     return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def _update_from(history: Any) -> Any:
+    """UPDATE the orders whose stored neighbours differ from the computed ones."""
+    return (
+        update(Order)
+        .where(Order.pk == history.c.pk, _differs(history))
+        .values(prev_counted_at=history.c.prev_at, next_counted_at=history.c.next_at)
+    )
+
+
+def _differs(history: Any) -> Any:
+    return or_(
+        history.c.old_prev.is_distinct_from(history.c.prev_at),
+        history.c.old_next.is_distinct_from(history.c.next_at),
+    )
 
 
 def _history(customers: Any) -> Any:
