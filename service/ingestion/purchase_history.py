@@ -12,15 +12,13 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, func, null, or_, select, update
+from sqlalchemy import BigInteger, case, cast, func, null, or_, select, true, update
 from sqlalchemy.orm import Session
 
 from service.db import UTCDateTime
 from service.ingestion.changes import TimeSpan
-from service.ingestion.sql import is_postgresql
+from service.ingestion.sql import is_postgresql, key_relation
 from service.models import Customer, Order
-
-COUNTED = (Order.status == "completed") & ~Order.test
 
 
 def refresh_purchase_history(session: Session, customer_pks: Iterable[int]) -> TimeSpan | None:
@@ -42,11 +40,11 @@ def refresh_purchase_history(session: Session, customer_pks: Iterable[int]) -> T
         # so the two cannot deadlock.
         session.execute(
             select(Customer.pk)
-            .where(Customer.pk.in_(pks))
+            .where(Customer.pk.in_(select(_pk_relation(session, pks).c.pk)))
             .order_by(Customer.source, Customer.external_id)
             .with_for_update(key_share=True)
         )
-    history = _history(Order.customer_pk.in_(pks)).cte("history")
+    history = _history(_orders_of(session, pks)).cte("history")
     changed_rows = _update_from(history).returning(
         history.c.placed_at,
         history.c.old_prev,
@@ -75,7 +73,7 @@ def refresh_purchase_history(session: Session, customer_pks: Iterable[int]) -> T
 
 def rebuild_purchase_history(session: Session) -> int:
     """Recompute every order's neighbours (after a bulk load); the number of rows changed."""
-    result = session.execute(_update_from(_history(None).cte("history")))
+    result = session.execute(_update_from(_history(select(*_COLUMNS).subquery()).cte("history")))
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
@@ -95,36 +93,54 @@ def _differs(history: Any) -> Any:
     )
 
 
-def _history(customers: Any) -> Any:
+_COLUMNS = (
+    Order.pk,
+    Order.customer_pk,
+    Order.placed_at,
+    Order.prev_counted_at,
+    Order.next_counted_at,
+    Order.status,
+    Order.test,
+)
+
+
+def _pk_relation(session: Session, pks: list[int]) -> Any:
+    keys = key_relation(session, [str(pk) for pk in pks])
+    return select(cast(keys.c.key, BigInteger).label("pk")).subquery("customer_keys")
+
+
+def _orders_of(session: Session, pks: list[int]) -> Any:
+    """Every order of these customers, each customer's found through the index.
+
+    On PostgreSQL a LATERAL lookup per customer (OFFSET 0 keeps the planner from
+    flattening it into a join it would plan as a full scan when statistics are stale;
+    see sql.restricted_to_keys).
+    """
+    if not is_postgresql(session):
+        return select(*_COLUMNS).where(Order.customer_pk.in_(pks)).subquery()
+    customers = _pk_relation(session, pks)
+    lookup = select(*_COLUMNS).where(Order.customer_pk == customers.c.pk).offset(0).lateral("o")
+    return select(lookup).select_from(customers).join(lookup, true()).subquery("orders_of")
+
+
+def _history(orders: Any) -> Any:
     """Per order: its stored neighbours (old_*) and the ones its customer's history gives."""
+    o = orders.c
+    counted = (o.status == "completed") & ~o.test
     # Counted and other orders form separate sequences; only the counted one is kept.
-    partition = [Order.customer_pk, COUNTED]
-    order = [Order.placed_at, Order.pk]
+    partition = [o.customer_pk, counted]
+    order = [o.placed_at, o.pk]
     instant = UTCDateTime()
-    history = select(
-        Order.pk,
-        Order.placed_at,
-        Order.prev_counted_at.label("old_prev"),
-        Order.next_counted_at.label("old_next"),
-        case(
-            (
-                COUNTED,
-                func.lag(Order.placed_at, type_=instant).over(
-                    partition_by=partition, order_by=order
-                ),
-            ),
-            else_=null(),
-        ).label("prev_at"),
-        case(
-            (
-                COUNTED,
-                func.lead(Order.placed_at, type_=instant).over(
-                    partition_by=partition, order_by=order
-                ),
-            ),
-            else_=null(),
-        ).label("next_at"),
+
+    def neighbour(function: Any) -> Any:
+        window = function(o.placed_at, type_=instant).over(partition_by=partition, order_by=order)
+        return case((counted, window), else_=null())
+
+    return select(
+        o.pk,
+        o.placed_at,
+        o.prev_counted_at.label("old_prev"),
+        o.next_counted_at.label("old_next"),
+        neighbour(func.lag).label("prev_at"),
+        neighbour(func.lead).label("next_at"),
     )
-    if customers is not None:
-        history = history.where(customers)
-    return history
