@@ -30,7 +30,6 @@ import resource
 import shlex
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -43,9 +42,21 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from psycopg import sql
+from harness import (
+    REPO,
+    BenchmarkFailed,
+    CpuSampler,
+    Target,
+    children,
+    code_revision,
+    free_port,
+    make_target,
+    recreate_database,
+    run,
+    terminate,
+    wait_healthy,
+)
 
-REPO = Path(__file__).resolve().parent.parent
 BATCH = 1000  # service.schemas.batches.MAX_BATCH
 HTTP_TARGET = 20_000
 CSV_TARGET = 50_000
@@ -62,10 +73,6 @@ CSV_HEADER = (
 )
 # Offsets customers' shops might report in (RFC 3339 requires one).
 OFFSETS = [timezone(timedelta(minutes=m)) for m in (0, 0, 0, -300, -240, -420, 60, 120, 330)]
-
-
-class BenchmarkFailed(RuntimeError):
-    """Something the benchmark checks did not hold; the figures must not be trusted."""
 
 
 # --------------------------------------------------------------------------- data
@@ -141,39 +148,6 @@ def write_csv(orders: list[dict[str, Any]], path: Path) -> None:
 # --------------------------------------------------------------------------- database
 
 
-@dataclass
-class Target:
-    admin_url: str  # libpq URL of the maintenance database
-    db_name: str
-
-    @property
-    def libpq_url(self) -> str:
-        return self.admin_url.rsplit("/", 1)[0] + "/" + self.db_name
-
-    @property
-    def sqlalchemy_url(self) -> str:
-        return "postgresql+psycopg://" + self.libpq_url.removeprefix("postgresql://")
-
-
-def make_target(postgres_url: str, db_name: str) -> Target:
-    url = postgres_url
-    for prefix in ("postgresql+psycopg://", "postgres://"):
-        if url.startswith(prefix):
-            url = "postgresql://" + url.removeprefix(prefix)
-    host = url.split("@")[-1].split("/")[0].split(":")[0]
-    if host not in ("127.0.0.1", "localhost"):
-        raise SystemExit(f"refusing to benchmark against a non-local server ({host})")
-    return Target(url, db_name)
-
-
-def recreate_database(target: Target, env: dict[str, str], cli: list[str]) -> None:
-    with psycopg.connect(target.admin_url, autocommit=True, connect_timeout=10) as conn:
-        name = sql.Identifier(target.db_name)
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(name))
-    run([*cli, "db", "upgrade"], env, timeout=120)
-
-
 def create_key(env: dict[str, str], cli: list[str]) -> str:
     out = run([*cli, "keys", "create", "--name", "bench", "--scope", "ingest"], env, timeout=60)
     key = out.strip().splitlines()[-1].strip()
@@ -202,132 +176,10 @@ def check_counts(target: Target, n: int, label: str) -> str:
     return f"rows OK: {rows} orders ({distinct} distinct), {customers} customers"
 
 
-def run(args: list[str], env: dict[str, str], timeout: float) -> str:
-    try:
-        done = subprocess.run(
-            args, env=env, cwd=REPO, capture_output=True, text=True, timeout=timeout, check=False
-        )
-    except subprocess.TimeoutExpired:
-        raise BenchmarkFailed(f"timed out after {timeout}s: {shlex.join(args)}") from None
-    if done.returncode != 0:
-        raise BenchmarkFailed(
-            f"exit {done.returncode}: {shlex.join(args)}\n"
-            f"{done.stdout[-2000:]}{done.stderr[-2000:]}"
-        )
-    return done.stdout
-
-
 # --------------------------------------------------------------------------- CPU accounting
 
 
-def _proc_cpu(pid: int) -> float:
-    """utime + stime of one process, in seconds (0 if it is gone)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return 0.0
-
-
-def _children(pid: int) -> list[int]:
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            return [int(p) for p in f.read().split()]
-    except OSError:
-        return []
-
-
-def _postgres_pids() -> list[int]:
-    pids = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/comm") as f:
-                    if f.read().startswith("postgres"):
-                        pids.append(int(entry))
-            except OSError:
-                pass
-    return pids
-
-
-def _machine_busy() -> float:
-    with open("/proc/stat") as f:
-        cpu = [int(x) for x in f.readline().split()[1:]]
-    return (sum(cpu) - cpu[3] - cpu[4]) / os.sysconf("SC_CLK_TCK")  # all but idle and iowait
-
-
-class CpuSampler:
-    """CPU seconds used by PostgreSQL processes (and given others) while it runs.
-
-    Backends come and go with connections, so /proc is polled: a process first seen
-    mid-run counts from zero, and one that exits loses at most one interval.
-    """
-
-    def __init__(self, interval: float = 0.2):
-        self.interval = interval
-        self.first: dict[int, float] = {}
-        self.last: dict[int, float] = {}
-        self.extra: set[int] = set()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-
-    def __enter__(self) -> CpuSampler:
-        self._poll(initial=True)
-        self._busy = _machine_busy()
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(10)
-        self._poll(initial=False)
-        self.machine = _machine_busy() - self._busy
-
-    def _poll(self, initial: bool) -> None:
-        for pid in [*_postgres_pids(), *self.extra]:
-            used = _proc_cpu(pid)
-            if pid not in self.first:
-                self.first[pid] = used if initial else 0.0
-            if used:
-                self.last[pid] = used
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
-            self._poll(initial=False)
-
-    def used(self, pids: set[int] | None = None) -> float:
-        chosen = self.last.keys() if pids is None else pids & self.last.keys()
-        return sum(self.last[p] - self.first.get(p, 0.0) for p in chosen)
-
-    def postgres(self) -> float:
-        return self.used(set(self.last) - self.extra)
-
-
 # --------------------------------------------------------------------------- HTTP
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_healthy(port: int, proc: subprocess.Popen[bytes], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise BenchmarkFailed(f"gunicorn exited with {proc.returncode} before it was healthy")
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/healthz")
-            if conn.getresponse().status == 200:
-                conn.close()
-                return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise BenchmarkFailed(f"gunicorn not healthy after {timeout}s")
 
 
 def post_all(port: int, key: str, bodies: list[bytes], clients: int, timeout: float) -> float:
@@ -420,7 +272,7 @@ def http_run(
         server = subprocess.Popen(command, env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
         try:
             wait_healthy(port, server, timeout=60)
-            app_pids = {server.pid, *_children(server.pid)}
+            app_pids = {server.pid, *children(server.pid)}
             if args.profile_dir and args.py_spy:
                 out = Path(args.profile_dir) / f"http-run{run_no}.txt"
                 spy = subprocess.Popen(
@@ -522,28 +374,6 @@ def csv_run(
 # --------------------------------------------------------------------------- main
 
 
-def code_revision() -> str:
-    """The commit of the benchmarked tree, marked dirty if service/ or migrations/ changed."""
-    try:
-        sha = subprocess.run(
-            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(REPO), "status", "--porcelain", "--", "service", "migrations"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return f"{REPO} (not a git checkout)"
-    return f"{REPO} at {sha}{' + uncommitted changes' if dirty else ''}"
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--orders", type=int, default=200_000, help="orders per run (default 200000)")
@@ -591,14 +421,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def _terminate(signum: int, _frame: object) -> None:
-    # Unwind through the finally blocks, so gunicorn is stopped if we are.
-    raise SystemExit(f"stopped by signal {signum}")
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGTERM, terminate)
     command_line = shlex.join([sys.executable, *sys.argv])
     cli_path = Path(sys.executable).parent / "customer-metrics"
     cli = (

@@ -55,7 +55,6 @@ import re
 import secrets
 import shlex
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -76,8 +75,19 @@ from psycopg import sql
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import metrics_pandas as reference
+from harness import (
+    REPO,
+    BenchmarkFailed,
+    Target,
+    children,
+    code_revision,
+    free_port,
+    make_target,
+    recreate_database,
+    terminate,
+    wait_healthy,
+)
 
-REPO = Path(__file__).resolve().parent.parent
 START = datetime(2023, 1, 1, tzinfo=UTC)
 END = datetime(2026, 1, 1, tzinfo=UTC)  # history ends 2025-12-31 (UTC)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -133,10 +143,6 @@ CHANNEL_P = (0.30, 0.22, 0.10, 0.28, 0.10)
 COUNTRIES = ("US", "GB", "DE", "FR", "CA", "AU", "NL", "ES", "IT", "SE", "JP", "BR")
 COUNTRY_P = (0.42, 0.12, 0.10, 0.07, 0.07, 0.05, 0.04, 0.04, 0.03, 0.02, 0.02, 0.02)
 STATUS_CODES = ("completed", "pending", "cancelled", "refunded")
-
-
-class BenchmarkFailed(RuntimeError):
-    """Something the benchmark checks did not hold; the figures must not be trusted."""
 
 
 def cold_target(orders: int) -> float:
@@ -405,54 +411,6 @@ def _ids(prefix: bytes, n: int, digits: int) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- database
-
-
-@dataclass
-class Target:
-    admin_url: str  # libpq URL of the maintenance database
-    db_name: str
-
-    @property
-    def libpq_url(self) -> str:
-        return self.admin_url.rsplit("/", 1)[0] + "/" + self.db_name
-
-    @property
-    def sqlalchemy_url(self) -> str:
-        return "postgresql+psycopg://" + self.libpq_url.removeprefix("postgresql://")
-
-
-def make_target(postgres_url: str, db_name: str) -> Target:
-    url = postgres_url
-    for prefix in ("postgresql+psycopg://", "postgres://"):
-        if url.startswith(prefix):
-            url = "postgresql://" + url.removeprefix(prefix)
-    host = url.split("@")[-1].split("/")[0].split(":")[0]
-    if host not in ("127.0.0.1", "localhost"):
-        raise SystemExit(f"refusing to benchmark against a non-local server ({host})")
-    return Target(url, db_name)
-
-
-def run(args: list[str], env: dict[str, str], timeout: float) -> str:
-    try:
-        done = subprocess.run(
-            args, env=env, cwd=REPO, capture_output=True, text=True, timeout=timeout, check=False
-        )
-    except subprocess.TimeoutExpired:
-        raise BenchmarkFailed(f"timed out after {timeout}s: {shlex.join(args)}") from None
-    if done.returncode != 0:
-        raise BenchmarkFailed(
-            f"exit {done.returncode}: {shlex.join(args)}\n"
-            f"{done.stdout[-2000:]}{done.stderr[-2000:]}"
-        )
-    return done.stdout + done.stderr
-
-
-def recreate_database(target: Target, env: dict[str, str], cli: list[str]) -> None:
-    with psycopg.connect(target.admin_url, autocommit=True, connect_timeout=10) as conn:
-        name = sql.Identifier(target.db_name)
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(name))
-    run([*cli, "db", "upgrade"], env, timeout=300)
 
 
 def _deferred_ddl(conn: psycopg.Connection[Any], table: str) -> tuple[list[str], list[str]]:
@@ -732,20 +690,6 @@ class NewOrders:
 # --------------------------------------------------------------------------- HTTP
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _children(pid: int) -> list[int]:
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            return [int(p) for p in f.read().split()]
-    except OSError:
-        return []
-
-
 def _status_kb(pid: int, key: str) -> int | None:
     try:
         with open(f"/proc/{pid}/status") as f:
@@ -785,23 +729,6 @@ class Client:
         if self.conn is not None:
             self.conn.close()
             self.conn = None
-
-
-def wait_healthy(port: int, proc: subprocess.Popen[bytes], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise BenchmarkFailed(f"the server exited with {proc.returncode} before it was healthy")
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/healthz")
-            if conn.getresponse().status == 200:
-                conn.close()
-                return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise BenchmarkFailed(f"server not healthy after {timeout}s")
 
 
 def metrics_path(params: dict[str, str]) -> str:
@@ -957,28 +884,6 @@ def cross_check(
 # --------------------------------------------------------------------------- main
 
 
-def code_revision() -> str:
-    """The commit of the benchmarked tree, marked dirty if service/ or migrations/ changed."""
-    try:
-        sha = subprocess.run(
-            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(REPO), "status", "--porcelain", "--", "service", "migrations"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return f"{REPO} (not a git checkout)"
-    return f"{REPO} at {sha}{' + uncommitted changes' if dirty else ''}"
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--customers", type=int, default=100_000, help="default 100000 (~1M orders)")
@@ -1019,17 +924,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def _terminate(signum: int, _frame: object) -> None:
-    raise SystemExit(f"stopped by signal {signum}")  # unwinds through finally: gunicorn stops
-
-
 def _stats(xs: list[float]) -> str:
     return f"{statistics.median(xs) * 1000:>9.1f} {min(xs) * 1000:>9.1f} {max(xs) * 1000:>9.1f}"
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGTERM, terminate)
     command_line = shlex.join([sys.executable, *sys.argv])
     cli_path = Path(sys.executable).parent / "customer-metrics"
     cli = (
@@ -1157,7 +1058,7 @@ def _main(
                             f"warm {w * 1000:.1f} ms",
                             flush=True,
                         )
-            rss = {pid: _status_kb(pid, "VmHWM") for pid in _children(server.pid)}
+            rss = {pid: _status_kb(pid, "VmHWM") for pid in children(server.pid)}
             master_hwm = _status_kb(server.pid, "VmHWM")
             if not args.no_check:
                 # Asked again: each tz's last answer predates the other tz's last batch.

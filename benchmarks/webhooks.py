@@ -90,9 +90,21 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from harness import (
+    REPO,
+    BenchmarkFailed,
+    CpuSampler,
+    Target,
+    children,
+    code_revision,
+    free_port,
+    make_target,
+    run,
+    terminate,
+    wait_healthy,
+)
 from psycopg import sql
 
-REPO = Path(__file__).resolve().parent.parent
 SHOP = "bench.myshopify.com"
 RECORD_SOURCE = f"shopify:{SHOP}"
 ENDPOINT = "/v1/webhooks/shopify"
@@ -133,10 +145,6 @@ ATTRIBUTION = [
 ]
 FINANCIAL = [("paid", 0.88), ("pending", 0.05), ("authorized", 0.04), ("voided", 0.03)]
 STATUS_OF = {"paid": "completed", "pending": "pending", "authorized": "pending"}
-
-
-class BenchmarkFailed(RuntimeError):
-    """Something the benchmark checks did not hold; the figures must not be trusted."""
 
 
 # --------------------------------------------------------------------------- data
@@ -351,46 +359,6 @@ def make_schedule(n_unique: int, duplicates: bool, clients: int, seed: int) -> l
 # --------------------------------------------------------------------------- database
 
 
-@dataclass
-class Target:
-    admin_url: str  # libpq URL of the maintenance database
-    db_name: str
-
-    @property
-    def libpq_url(self) -> str:
-        return self.admin_url.rsplit("/", 1)[0] + "/" + self.db_name
-
-    @property
-    def sqlalchemy_url(self) -> str:
-        return "postgresql+psycopg://" + self.libpq_url.removeprefix("postgresql://")
-
-
-def make_target(postgres_url: str, db_name: str) -> Target:
-    url = postgres_url
-    for prefix in ("postgresql+psycopg://", "postgres://"):
-        if url.startswith(prefix):
-            url = "postgresql://" + url.removeprefix(prefix)
-    host = url.split("@")[-1].split("/")[0].split(":")[0]
-    if host not in ("127.0.0.1", "localhost"):
-        raise SystemExit(f"refusing to benchmark against a non-local server ({host})")
-    return Target(url, db_name)
-
-
-def run(args: list[str], env: dict[str, str], timeout: float) -> str:
-    try:
-        done = subprocess.run(
-            args, env=env, cwd=REPO, capture_output=True, text=True, timeout=timeout, check=False
-        )
-    except subprocess.TimeoutExpired:
-        raise BenchmarkFailed(f"timed out after {timeout}s: {shlex.join(args)}") from None
-    if done.returncode != 0:
-        raise BenchmarkFailed(
-            f"exit {done.returncode}: {shlex.join(args)}\n"
-            f"{done.stdout[-2000:]}{done.stderr[-2000:]}"
-        )
-    return done.stdout
-
-
 def drop_database(target: Target) -> None:
     try:
         with psycopg.connect(target.admin_url, autocommit=True, connect_timeout=10) as conn:
@@ -412,90 +380,6 @@ def prepare_database(target: Target, env: dict[str, str], cli: list[str], secret
 
 
 # --------------------------------------------------------------------------- CPU accounting
-
-
-def _proc_cpu(pid: int) -> float:
-    """utime + stime of one process, in seconds (0 if it is gone)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return 0.0
-
-
-def _children(pid: int) -> list[int]:
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            return [int(p) for p in f.read().split()]
-    except OSError:
-        return []
-
-
-def _postgres_pids() -> list[int]:
-    pids = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/comm") as f:
-                    if f.read().startswith("postgres"):
-                        pids.append(int(entry))
-            except OSError:
-                pass
-    return pids
-
-
-def _machine_busy() -> float:
-    with open("/proc/stat") as f:
-        cpu = [int(x) for x in f.readline().split()[1:]]
-    return (sum(cpu) - cpu[3] - cpu[4]) / os.sysconf("SC_CLK_TCK")  # all but idle and iowait
-
-
-class CpuSampler:
-    """CPU seconds used by PostgreSQL processes (and given others) while it runs.
-
-    Backends come and go with connections, so /proc is polled: a process first seen
-    mid-run counts from zero, and one that exits loses at most one interval.
-    """
-
-    def __init__(self, extra: set[int], interval: float = 0.2):
-        self.interval = interval
-        self.first: dict[int, float] = {}
-        self.last: dict[int, float] = {}
-        self.extra = set(extra)
-        self.machine = 0.0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-
-    def __enter__(self) -> CpuSampler:
-        self._poll(initial=True)
-        self._busy = _machine_busy()
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(10)
-        self._poll(initial=False)
-        self.machine = _machine_busy() - self._busy
-
-    def _poll(self, initial: bool) -> None:
-        for pid in [*_postgres_pids(), *self.extra]:
-            used = _proc_cpu(pid)
-            if pid not in self.first:
-                self.first[pid] = used if initial else 0.0
-            if used:
-                self.last[pid] = used
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
-            self._poll(initial=False)
-
-    def used(self, pids: set[int]) -> float:
-        return sum(self.last[p] - self.first.get(p, 0.0) for p in pids & self.last.keys())
-
-    def postgres(self) -> float:
-        return self.used(set(self.last) - self.extra)
 
 
 class WaitSampler:
@@ -555,29 +439,6 @@ def database_backends(target: Target) -> set[int]:
 
 
 # --------------------------------------------------------------------------- HTTP client
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_healthy(port: int, proc: subprocess.Popen[bytes], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise BenchmarkFailed(f"gunicorn exited with {proc.returncode} before it was healthy")
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/healthz")
-            if conn.getresponse().status == 200:
-                conn.close()
-                return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise BenchmarkFailed(f"gunicorn not healthy after {timeout}s")
 
 
 def check_refuses_bad_signature(port: int, delivery: Delivery, timeout: float) -> None:
@@ -851,9 +712,9 @@ def bench_run(
         try:
             wait_healthy(port, server, timeout=60)
             deadline = time.monotonic() + 30
-            while len(_children(server.pid)) != workers and time.monotonic() < deadline:
+            while len(children(server.pid)) != workers and time.monotonic() < deadline:
                 time.sleep(0.2)
-            app_pids = {server.pid, *_children(server.pid)}
+            app_pids = {server.pid, *children(server.pid)}
             if len(app_pids) != workers + 1:
                 raise BenchmarkFailed(f"gunicorn has {len(app_pids) - 1} workers, want {workers}")
             check_refuses_bad_signature(port, deliveries[0], args.http_timeout)
@@ -1157,28 +1018,6 @@ def verify(target: Target, deliveries: list[Delivery], results: list[Result]) ->
 # --------------------------------------------------------------------------- main
 
 
-def code_revision() -> str:
-    """The commit of the benchmarked tree, marked dirty if service/ or migrations/ changed."""
-    try:
-        sha = subprocess.run(
-            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(REPO), "status", "--porcelain", "--", "service", "migrations"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return f"{REPO} (not a git checkout)"
-    return f"{REPO} at {sha}{' + uncommitted changes' if dirty else ''}"
-
-
 def parse_settings(text: str) -> list[tuple[int, int]]:
     settings = []
     for part in text.split(","):
@@ -1274,14 +1113,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def _terminate(signum: int, _frame: object) -> None:
-    # Unwind through the finally blocks, so gunicorn and the client are stopped if we are.
-    raise SystemExit(f"stopped by signal {signum}")
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGTERM, terminate)
     command_line = shlex.join([sys.executable, *sys.argv])
     cli_path = Path(sys.executable).parent / "customer-metrics"
     cli = (
