@@ -40,6 +40,7 @@ TABLES_CHILD_FIRST = (
     "api_keys",
     "data_changes",
     "metric_reports",
+    "stale_purchase_histories",
     "webhook_deliveries",
     "webhook_erasures",
     "webhook_secrets",

@@ -20,6 +20,7 @@ from sqlalchemy import select
 
 from service import create_app
 from service.db import Database
+from service.ingestion.purchase_history import refresh_stale
 from service.metrics import MetricsQuery, metrics_report
 from service.models import StoredReport
 from tests.factories import customer, order, spend
@@ -45,6 +46,7 @@ def _random_order(rng: random.Random, order_id: str) -> dict[str, Any]:
 
 def _fresh(db: Database, parameters: dict[str, Any]) -> Any:
     query = MetricsQuery.create(START, END, **parameters)
+    refresh_stale(db)
     with db.reading() as session:
         body, _ = metrics_report(session, query, "USD")
     # Written as the API writes it: ratios as JSON numbers.

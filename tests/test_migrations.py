@@ -24,6 +24,7 @@ MODEL_TABLES = {
     "data_version",
     "data_changes",
     "metric_reports",
+    "stale_purchase_histories",
     "webhook_sources",
     "webhook_secrets",
     "webhook_deliveries",

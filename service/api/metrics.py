@@ -10,6 +10,7 @@ from flask_smorest import Blueprint
 
 from service.api.security import protected
 from service.extensions import database, report_cache, settings
+from service.ingestion.purchase_history import refresh_stale
 from service.metrics import MetricsQuery, metrics_report
 from service.metrics.report import report_tag
 from service.schemas.metrics import MetricsArgs, MetricsReport, MetricsSummary, SummaryArgs
@@ -53,6 +54,7 @@ def get_summary(**arguments: Any) -> Response:
 
 def _report(query: MetricsQuery) -> Response:
     currency = settings().reporting_currency
+    refresh_stale(database())  # histories queued by writers since the last read
     with database().reading() as session:
         tag = report_tag(session, query, currency)
         if request.if_none_match.contains_weak(tag.strip('"')):

@@ -14,7 +14,7 @@ from flask.cli import with_appcontext
 from service.errors import ValidationFailed
 from service.extensions import database, settings
 from service.ingestion.changes import ALL_TIME, record_change
-from service.ingestion.purchase_history import rebuild_purchase_history
+from service.ingestion.purchase_history import rebuild_purchase_history, refresh_stale
 from service.metrics import MetricsQuery, metrics_report
 from service.metrics.periods import INTERVALS
 
@@ -45,6 +45,7 @@ def metrics(context: click.Context, **options: Any) -> None:
         raise click.UsageError("--start and --end are required.")
     output = options.pop("output")
     query = _query(options)
+    refresh_stale(database())
     with database().reading() as session:
         report, _ = metrics_report(session, query, settings().reporting_currency)
     periods = [report["period"]] if query.single_period else report["periods"]

@@ -10,10 +10,10 @@ from typing import Any, cast
 from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
-from service.ingestion.changes import TimeSpan, merge, record_change
+from service.ingestion.changes import TimeSpan, record_change
 from service.ingestion.customers import ensure_customers
 from service.ingestion.outcome import BatchOutcome, State, plan_batch, settle
-from service.ingestion.purchase_history import refresh_purchase_history
+from service.ingestion.purchase_history import queue_customers
 from service.ingestion.records import OrderRecord, group_by_source
 from service.ingestion.sql import restricted_to_keys, upsert
 from service.models import Customer, Order
@@ -46,8 +46,9 @@ def upsert_orders(session: Session, records: Sequence[OrderRecord], now: datetim
             touched_times += [r.placed_at for r in to_write] + [values[1] for values in before]
         outcome.add(settle(plan, written, partial(_stored, session, source)))
     if touched_customers:
-        neighbours = refresh_purchase_history(session, touched_customers)
-        record_change(session, merge([TimeSpan.covering(touched_times), neighbours]), now)
+        # The neighbours these orders move are recorded when the queue is refreshed.
+        queue_customers(session, touched_customers)
+        record_change(session, TimeSpan.covering(touched_times), now)
     return outcome
 
 

@@ -2,96 +2,140 @@
 
 `prev_counted_at` / `next_counted_at` of an order are the times of the same
 customer's counted orders just before and after it (ties broken by pk); they are
-NULL on orders that do not count. Ingestion refreshes them for every customer a
-write touches, so the metrics engine reads a customer's history from single rows.
+NULL on orders that do not count. The metrics engine reads a customer's history
+from single rows through them.
+
+Writers do not compute them: they queue every customer whose orders they touch
+(`queue_customers`, one cheap INSERT, no lock), so concurrent batches sharing
+customers never wait on each other. Before metrics are read, `refresh_stale`
+recomputes the queued customers' histories in one set-based pass.
 """
 
 from __future__ import annotations
 
+import logging
+import time
+import typing
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, case, cast, func, null, or_, select, true, update
+from psycopg.errors import LockNotAvailable
+from sqlalchemy import (
+    BigInteger,
+    Table,
+    bindparam,
+    case,
+    cast,
+    delete,
+    exists,
+    func,
+    insert,
+    literal_column,
+    null,
+    or_,
+    select,
+    text,
+    true,
+    update,
+)
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from service.db import UTCDateTime
-from service.ingestion.changes import TimeSpan
+from service.db import Database, UTCDateTime
+from service.ingestion.changes import TimeSpan, record_change
 from service.ingestion.sql import is_postgresql, key_relation
-from service.models import Customer, Order
+from service.models import COUNTED_STATUS, Order, StaleHistory
+
+log = logging.getLogger(__name__)
+
+_ORDERS = typing.cast(Table, Order.__table__)
+# pg_advisory_xact_lock key: one refresher at a time ("PH" in ASCII).
+_REFRESH_LOCK = 0x5048
+# A refresher waiting this long on a writer's row lock gives up and retries: far
+# below deadlock_timeout (1 s), so a refresher, never a writer, is the one to yield.
+_LOCK_TIMEOUT = "200ms"
+_ATTEMPTS = 20
 
 
-def refresh_purchase_history(session: Session, customer_pks: Iterable[int]) -> TimeSpan | None:
-    """Recompute the neighbours of these customers' orders; the instants whose metrics moved.
-
-    A changed previous order matters only to the order's own period (is it its
-    customer's first of the period, or ever?); a changed next order matters from
-    the earlier of the old and new next order on (how long the customer stays
-    active, and whether they bought twice in a period). So appending a new order
-    touches metrics from that order on, not from the customer's first order.
-    """
+def queue_customers(session: Session, customer_pks: Iterable[int]) -> None:
+    """Mark these customers' histories stale; the next metrics read recomputes them."""
     pks = sorted(set(customer_pks))
-    if not pks:
-        return None
+    if pks:
+        keys = _pk_relation(session, pks)
+        session.execute(insert(StaleHistory).from_select(["customer_pk"], select(keys.c.pk)))
+
+
+def refresh_stale(database: Database, now: datetime | None = None) -> None:
+    """Bring every queued customer's history up to date; metric reads call this first.
+
+    Cheap when nothing is queued. A refresher that meets a writer's row lock rolls
+    back (the queue with it) and tries again.
+    """
+    with database.sessions() as session:
+        if not session.scalar(select(exists().select_from(StaleHistory))):
+            return
+    for attempt in range(_ATTEMPTS):
+        try:
+            with database.transaction() as session:
+                refresh_queued(session, now or datetime.now(UTC))
+            return
+        except OperationalError as error:
+            if attempt == _ATTEMPTS - 1 or not isinstance(error.orig, LockNotAvailable):
+                raise
+            log.info("purchase history refresh met a writer's lock; retrying")
+            time.sleep(0.01 * (attempt + 1))
+
+
+def refresh_queued(session: Session, now: datetime) -> None:
+    """Recompute the histories of the queued customers and empty the queue, in this transaction.
+
+    On PostgreSQL one statement takes the queue and reads the orders: both come
+    from the same snapshot, so every order a taken queue entry stands for is seen,
+    and entries queued after it stay for the next refresh.
+    """
     if is_postgresql(session):
-        # Concurrent writers of one customer must not each compute its history
-        # without the other's orders: the second waits here for the first to commit,
-        # then its statements see them. Same lock order as customer batches take,
-        # so the two cannot deadlock.
-        session.execute(
-            select(Customer.pk)
-            .where(Customer.pk.in_(select(_pk_relation(session, pks).c.pk)))
-            .order_by(Customer.source, Customer.external_id)
-            .with_for_update(key_share=True)
-        )
-    history = _history(_orders_of(session, pks)).cte("history")
-    changed_rows = _update_from(history).returning(
-        history.c.placed_at,
-        history.c.old_prev,
-        history.c.old_next,
-        history.c.prev_at,
-        history.c.next_at,
-    )
-    if is_postgresql(session):
-        # One statement: the CTE is read before the update, so it returns the old values.
-        changed = session.execute(changed_rows).all()
+        session.execute(select(func.pg_advisory_xact_lock(_REFRESH_LOCK)))
+        session.execute(text(f"SET LOCAL lock_timeout = '{_LOCK_TIMEOUT}'"))
+        taken = delete(StaleHistory).returning(StaleHistory.customer_pk).cte("taken")
+        customers = select(taken.c.customer_pk.label("pk")).distinct().subquery("customers")
+        history = _history(_orders_of(customers, by_ctid=True)).cte("history")
+        changes = [history.c[name] for name in _CHANGE]
+        updated = _update_from(history, by_row_id=True).returning(*changes).cte("updated")
+        moved = session.execute(_moved_span(updated)).one()
+        span = TimeSpan(moved[0], moved[1]) if moved[0] is not None else None
     else:
-        # SQLite's RETURNING cannot name the FROM table: read the changes, then write them.
-        changed = session.execute(select(history).where(_differs(history))).all()
+        # SQLite has one writer at a time (this transaction): read, write, then empty.
+        pks = sorted(set(session.scalars(select(StaleHistory.customer_pk))))
+        if not pks:
+            return
+        customers = _pk_relation(session, pks)
+        history = _history(_orders_of(customers, by_ctid=False)).subquery("history")
+        changed = session.execute(
+            select(history.c.pk, *[history.c[name] for name in _CHANGE]).where(_differs(history))
+        ).all()
         if changed:
-            session.execute(_update_from(history))
-    if not changed:
-        return None
-    moved: list[datetime | None] = []
-    for row in changed:
-        if row.old_prev != row.prev_at:
-            moved.append(row.placed_at)
-        if row.old_next != row.next_at:
-            moved.append(min(t for t in (row.old_next, row.next_at) if t is not None))
-    return TimeSpan.covering(moved)
+            session.execute(
+                update(_ORDERS).where(_ORDERS.c.pk == bindparam("row_pk")),
+                [
+                    {"row_pk": r.pk, "prev_counted_at": r.prev_at, "next_counted_at": r.next_at}
+                    for r in changed
+                ],
+            )
+        session.execute(delete(StaleHistory))
+        span = _moved_in_python(changed)
+    record_change(session, span, now)
 
 
 def rebuild_purchase_history(session: Session) -> int:
     """Recompute every order's neighbours (after a bulk load); the number of rows changed."""
-    result = session.execute(_update_from(_history(select(*_COLUMNS).subquery()).cte("history")))
+    orders = select(*_COLUMNS, Order.pk.label("row_id")).subquery("orders_of")
+    result = session.execute(_update_from(_history(orders).cte("history"), by_row_id=False))
+    session.execute(delete(StaleHistory))
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
-def _update_from(history: Any) -> Any:
-    """UPDATE the orders whose stored neighbours differ from the computed ones."""
-    return (
-        update(Order)
-        .where(Order.pk == history.c.pk, _differs(history))
-        .values(prev_counted_at=history.c.prev_at, next_counted_at=history.c.next_at)
-    )
-
-
-def _differs(history: Any) -> Any:
-    return or_(
-        history.c.old_prev.is_distinct_from(history.c.prev_at),
-        history.c.old_next.is_distinct_from(history.c.next_at),
-    )
-
+_CHANGE = ("placed_at", "old_prev", "old_next", "prev_at", "next_at")
 
 _COLUMNS = (
     Order.pk,
@@ -104,29 +148,103 @@ _COLUMNS = (
 )
 
 
+def _update_from(history: Any, by_row_id: bool) -> Any:
+    """UPDATE the orders whose stored neighbours differ from the computed ones.
+
+    By ctid on PostgreSQL: a join by pk lets a planner with stale statistics hash
+    the whole orders table for a few thousand rows; a TID scan needs no plan.
+    """
+    found = (
+        (literal_column("orders.ctid") == history.c.row_id) & (Order.pk == history.c.pk)
+        if by_row_id
+        else Order.pk == history.c.pk
+    )
+    return (
+        update(Order)
+        .where(found, _differs(history))
+        .values(prev_counted_at=history.c.prev_at, next_counted_at=history.c.next_at)
+    )
+
+
+def _differs(history: Any) -> Any:
+    return or_(
+        history.c.old_prev.is_distinct_from(history.c.prev_at),
+        history.c.old_next.is_distinct_from(history.c.next_at),
+    )
+
+
+def _moved_instants(changes: Any) -> tuple[Any, Any]:
+    """Per changed order, the first instants whose metrics its new neighbours move.
+
+    A changed previous order matters only to the order's own period (is it its
+    customer's first of the period, or ever?); a changed next order matters from
+    the earlier of the old and new next order on (how long the customer stays
+    active, and whether they bought twice in a period).
+    """
+    by_prev = case(
+        (changes.c.old_prev.is_distinct_from(changes.c.prev_at), changes.c.placed_at),
+        else_=null(),
+    )
+    by_next = case(
+        (
+            changes.c.old_next.is_distinct_from(changes.c.next_at),
+            func.least(changes.c.old_next, changes.c.next_at),  # PostgreSQL: NULLs ignored
+        ),
+        else_=null(),
+    )
+    return by_prev, by_next
+
+
+def _moved_span(changes: Any) -> Any:
+    by_prev, by_next = _moved_instants(changes)
+    instant = UTCDateTime()
+    return select(
+        func.least(func.min(by_prev), func.min(by_next), type_=instant),
+        func.greatest(func.max(by_prev), func.max(by_next), type_=instant),
+    )
+
+
+def _moved_in_python(changed: Iterable[Any]) -> TimeSpan | None:
+    moved: list[datetime | None] = []
+    for row in changed:
+        if row.old_prev != row.prev_at:
+            moved.append(row.placed_at)
+        if row.old_next != row.next_at:
+            moved.append(min(t for t in (row.old_next, row.next_at) if t is not None))
+    return TimeSpan.covering(moved)
+
+
 def _pk_relation(session: Session, pks: list[int]) -> Any:
     keys = key_relation(session, [str(pk) for pk in pks])
     return select(cast(keys.c.key, BigInteger).label("pk")).subquery("customer_keys")
 
 
-def _orders_of(session: Session, pks: list[int]) -> Any:
-    """Every order of these customers, each customer's found through the index.
+def _orders_of(customers: Any, by_ctid: bool) -> Any:
+    """Every order of these customers (`customers.c.pk`), and what to update each by.
 
-    On PostgreSQL a LATERAL lookup per customer (OFFSET 0 keeps the planner from
-    flattening it into a join it would plan as a full scan when statistics are stale;
-    see sql.restricted_to_keys).
+    On PostgreSQL each customer's orders are found by a LATERAL lookup (OFFSET 0
+    keeps the planner from flattening it into a join it would plan as a full scan
+    when statistics are stale; see sql.restricted_to_keys), with their ctid.
     """
-    if not is_postgresql(session):
-        return select(*_COLUMNS).where(Order.customer_pk.in_(pks)).subquery()
-    customers = _pk_relation(session, pks)
-    lookup = select(*_COLUMNS).where(Order.customer_pk == customers.c.pk).offset(0).lateral("o")
+    if not by_ctid:
+        return (
+            select(*_COLUMNS, Order.pk.label("row_id"))
+            .where(Order.customer_pk.in_(select(customers.c.pk)))
+            .subquery("orders_of")
+        )
+    lookup = (
+        select(*_COLUMNS, literal_column("orders.ctid").label("row_id"))
+        .where(Order.customer_pk == customers.c.pk)
+        .offset(0)
+        .lateral("o")
+    )
     return select(lookup).select_from(customers).join(lookup, true()).subquery("orders_of")
 
 
 def _history(orders: Any) -> Any:
     """Per order: its stored neighbours (old_*) and the ones its customer's history gives."""
     o = orders.c
-    counted = (o.status == "completed") & ~o.test
+    counted = (o.status == COUNTED_STATUS) & ~o.test
     # Counted and other orders form separate sequences; only the counted one is kept.
     partition = [o.customer_pk, counted]
     order = [o.placed_at, o.pk]
@@ -138,6 +256,7 @@ def _history(orders: Any) -> Any:
 
     return select(
         o.pk,
+        o.row_id,
         o.placed_at,
         o.prev_counted_at.label("old_prev"),
         o.next_counted_at.label("old_next"),

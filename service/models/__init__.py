@@ -5,6 +5,7 @@ from service.models.customer import UNKNOWN_CHANNEL, Customer
 from service.models.data_change import DataChange, DataVersion, StoredReport
 from service.models.order import COUNTED_STATUS, ORDER_STATUSES, Order
 from service.models.spend import AcquisitionSpend
+from service.models.stale_history import StaleHistory
 from service.models.webhook import (
     DELIVERY_STATUSES,
     WEBHOOK_KINDS,
@@ -27,6 +28,7 @@ __all__ = [
     "DataChange",
     "DataVersion",
     "Order",
+    "StaleHistory",
     "StoredReport",
     "WebhookDelivery",
     "WebhookErasure",

@@ -9,7 +9,7 @@ from sqlalchemy import Select, delete, select
 from sqlalchemy.orm import Session
 
 from service.ingestion.changes import counted_orders_span, record_change
-from service.ingestion.purchase_history import refresh_purchase_history
+from service.ingestion.purchase_history import queue_customers
 from service.models import AcquisitionSpend, Customer, Order
 from service.money import currency_exponent, format_amount
 
@@ -148,7 +148,7 @@ def erase_order(session: Session, source: str, order_id: str, now: datetime) -> 
         return False
     span = counted_orders_span(session, [found.customer_pk])
     session.execute(delete(Order).where(Order.pk == found.pk))
-    refresh_purchase_history(session, [found.customer_pk])
+    queue_customers(session, [found.customer_pk])
     record_change(session, span, now)
     return True
 

@@ -1,0 +1,22 @@
+"""Customers whose purchase history must be recomputed before metrics are read."""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger
+from sqlalchemy.orm import Mapped, mapped_column
+
+from service.db import Base, BigIntPK
+
+
+class StaleHistory(Base):
+    """A customer whose orders changed since their neighbours were last computed.
+
+    Writers append a row per customer they touch (no lock, no unique key: they
+    never wait on each other); the next metrics read takes the rows and refreshes
+    those customers (service/ingestion/purchase_history.py).
+    """
+
+    __tablename__ = "stale_purchase_histories"
+
+    pk: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    customer_pk: Mapped[int] = mapped_column(BigInteger)
