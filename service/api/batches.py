@@ -52,11 +52,10 @@ def batch_items(body: Any) -> list[Any]:
 
 
 def ingest_request(kind_name: str) -> dict[str, int]:
-    """Validate and store the request's batch in one transaction; the outcome counts."""
+    """Validate and store the request's batch (atomically); the outcome counts."""
     items = batch_items(json_body())
     now = datetime.now(UTC)
-    with database().transaction() as session:
-        outcome = ingest_batch(session, KINDS[kind_name], record_parser(), items, now)
+    outcome = ingest_batch(database(), KINDS[kind_name], record_parser(), items, now)
     return outcome.as_dict()
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from service.db import Database
 from service.errors import ValidationFailed
 from service.ingestion.customers import upsert_customers
 from service.ingestion.orders import prepare_customers, upsert_orders
@@ -23,9 +24,10 @@ class RecordKind:
 
     name: str
     parse: Callable[[RecordParser, Mapping[str, Any]], Any]
-    store: Callable[[Session, Sequence[Any], datetime], BatchOutcome]
-    # Rows other records depend on, created before records are stored in parallel.
-    prepare: Callable[[Session, Sequence[Any], datetime], None] | None = None
+    store: Callable[..., BatchOutcome]  # (session, records, now[, what prepare returned])
+    # Rows other records depend on, created before records are stored in parallel;
+    # what it returns (their keys) is handed to `store`.
+    prepare: Callable[[Session, Sequence[Any], datetime], Any] | None = None
 
 
 KINDS = {
@@ -69,10 +71,8 @@ def parse_batch(
     return records, errors
 
 
-def ingest_batch(
-    session: Session, kind: RecordKind, parser: RecordParser, items: Sequence[Any], now: datetime
-) -> BatchOutcome:
-    """Validate every item, then store them all; BatchRejected lists every problem."""
+def validated_batch(kind: RecordKind, parser: RecordParser, items: Sequence[Any]) -> list[Any]:
+    """Every item parsed into a record, or BatchRejected listing every problem."""
     records, errors = parse_batch(kind, parser, items)
     if errors:
         bad = len({e["index"] for e in errors})
@@ -80,4 +80,24 @@ def ingest_batch(
             f"{bad} of {len(items)} {kind.name} records are invalid; nothing was stored.",
             errors=errors,
         )
-    return kind.store(session, records, now)
+    return records
+
+
+def ingest_batch(
+    database: Database, kind: RecordKind, parser: RecordParser, items: Sequence[Any], now: datetime
+) -> BatchOutcome:
+    """Validate every item, then store them all in one transaction.
+
+    Rows the records depend on (stub customers for orders) are created first, in
+    their own short transaction: concurrent batches naming the same new customers
+    then never wait on each other's uncommitted inserts. Only a valid batch gets
+    there, and a stub without orders counts nowhere.
+    """
+    records = validated_batch(kind, parser, items)
+    if kind.prepare is None:
+        with database.transaction() as session:
+            return kind.store(session, records, now)
+    with database.transaction() as session:
+        prepared = kind.prepare(session, records, now)
+    with database.transaction() as session:
+        return kind.store(session, records, now, prepared)

@@ -19,11 +19,22 @@ from service.ingestion.sql import restricted_to_keys, upsert
 from service.models import Customer, Order
 
 TABLE = cast(Table, Order.__table__)
+# (source, customer id) -> customer pk
+CustomerKeys = dict[tuple[str, str], int]
 KEY = ("source", "external_id")
 
 
-def upsert_orders(session: Session, records: Sequence[OrderRecord], now: datetime) -> BatchOutcome:
-    """Store orders, following the replace and stale-update rules of METRICS.md §1."""
+def upsert_orders(
+    session: Session,
+    records: Sequence[OrderRecord],
+    now: datetime,
+    known: CustomerKeys | None = None,
+) -> BatchOutcome:
+    """Store orders, following the replace and stale-update rules of METRICS.md §1.
+
+    `known` maps (source, customer id) to customer pks already looked up (by
+    `prepare_customers`); other customers are looked up, or created as stubs.
+    """
     outcome = BatchOutcome()
     touched_customers: set[int] = set()
     touched_times: list[datetime] = []
@@ -39,7 +50,7 @@ def upsert_orders(session: Session, records: Sequence[OrderRecord], now: datetim
             # place in history change.
             before = [stored[r.id][0] for r in to_write if r.id in stored]
             customer_ids = {r.customer_id for r in to_write} | {values[0] for values in before}
-            customer_pks = ensure_customers(session, source, customer_ids, now)
+            customer_pks = _customer_pks(session, source, customer_ids, now, known or {})
             rows = [_row(r, customer_pks[r.customer_id], now) for r in to_write]
             written = upsert(session, TABLE, rows, KEY, newer_only=True)
             touched_customers.update(customer_pks.values())
@@ -52,14 +63,34 @@ def upsert_orders(session: Session, records: Sequence[OrderRecord], now: datetim
     return outcome
 
 
-def prepare_customers(session: Session, records: Sequence[OrderRecord], now: datetime) -> None:
+def prepare_customers(
+    session: Session, records: Sequence[OrderRecord], now: datetime
+) -> CustomerKeys:
     """Create stubs for the customers these orders name, ahead of storing the orders.
 
     Lets several writers store orders of the same customers without waiting on
-    each other's uncommitted stub inserts.
+    each other's uncommitted stub inserts. Returns every named customer's pk.
     """
+    known: CustomerKeys = {}
     for source, group in sorted(group_by_source(records).items()):
-        ensure_customers(session, source, {r.customer_id for r in group}, now)
+        pks = ensure_customers(session, source, {r.customer_id for r in group}, now)
+        known.update({(source, customer_id): pk for customer_id, pk in pks.items()})
+    return known
+
+
+def _customer_pks(
+    session: Session, source: str, ids: set[str], now: datetime, known: CustomerKeys
+) -> dict[str, int]:
+    """The pks of these customers: known ones as they are, the others looked up or created.
+
+    A known customer erased since stays referenced only until the insert: the
+    foreign key refuses the batch, and nothing of it is stored.
+    """
+    pks = {cid: known[(source, cid)] for cid in ids if (source, cid) in known}
+    missing = ids - pks.keys()
+    if missing:
+        pks.update(ensure_customers(session, source, missing, now))
+    return pks
 
 
 def _values(record: OrderRecord) -> tuple[Any, ...]:
