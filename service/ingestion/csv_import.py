@@ -25,6 +25,8 @@ from service.ingestion.records import (
     RecordParser,
 )
 
+# Prepared keys kept for the writers, at most (a few chunks' worth).
+_PREPARED_KEPT = 20_000
 COLUMNS = {"customers": CUSTOMER_FIELDS, "orders": ORDER_FIELDS, "spend": SPEND_FIELDS}
 # Columns holding JSON text, because a CSV cell cannot hold an object.
 JSON_COLUMNS = frozenset({"attributes"})
@@ -67,7 +69,7 @@ def import_csv(
             report.rows += rows_read
             if batch and kind.prepare is not None:
                 with database.transaction() as session:
-                    kind.prepare(session, batch, datetime.now(UTC))
+                    writers.remember(kind.prepare(session, batch, datetime.now(UTC)))
             for record in batch:
                 writers.add(record)
             on_progress(rows_read)
@@ -90,6 +92,14 @@ class _WriterLanes:
         self.in_flight: list[Future[BatchOutcome] | None] = [None] * lanes
         self.outcome = BatchOutcome()
         self._unkeyed = 0
+        # What `prepare` returned for recent chunks (customer pks), handed to `store`.
+        self.prepared: dict[Any, Any] | None = None
+
+    def remember(self, prepared: dict[Any, Any]) -> None:
+        """Keep recent chunks' prepared keys; older ones are looked up again if needed."""
+        if self.prepared is None or len(self.prepared) > _PREPARED_KEPT:
+            self.prepared = {}
+        self.prepared.update(prepared)
 
     def add(self, record: Any) -> None:
         lane = self._lane(record)
@@ -115,7 +125,9 @@ class _WriterLanes:
 
     def _store(self, batch: list[Any]) -> BatchOutcome:
         with self.database.transaction() as session:
-            return self.kind.store(session, batch, datetime.now(UTC))
+            if self.prepared is None:
+                return self.kind.store(session, batch, datetime.now(UTC))
+            return self.kind.store(session, batch, datetime.now(UTC), self.prepared)
 
     def __enter__(self) -> _WriterLanes:
         return self
