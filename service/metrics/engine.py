@@ -22,6 +22,7 @@ is a second statement needed, grouping those periods' orders by customer.
 from __future__ import annotations
 
 import json
+import typing
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -32,6 +33,7 @@ from sqlalchemy import (
     ColumnElement,
     DateTime,
     Integer,
+    Table,
     and_,
     bindparam,
     case,
@@ -42,8 +44,10 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from service.metrics.query import Filters
+from service.metrics.shared_snapshot import rows_in_parts
 from service.models import Customer, Order
 
+_ORDERS = typing.cast(Table, Order.__table__)
 COUNTED = and_(Order.status == "completed", ~Order.test)
 
 
@@ -74,7 +78,10 @@ def count_periods(
     active_delta = [0] * (n + 2)  # difference array of "active at t_j"
     react_before = [0] * n  # first orders of a period whose customer had lapsed before it
 
-    for row in session.execute(_order_groups(bucket, boundaries, shifted, filters, n)):
+    def groups_of(part: ColumnElement[bool]) -> Any:
+        return _order_groups(bucket, shifted[0], boundaries[-1], filters, n, part)
+
+    for row in rows_in_parts(session, _ORDERS, groups_of):
         bp, be, bnc, count, net = row.bp, row.be, row.bnc, row.orders, int(row.net or 0)
         if 0 <= bp < n:
             period = periods[bp]
@@ -111,11 +118,14 @@ def count_periods(
 
 def _order_groups(
     bucket: _Bucketer,
-    boundaries: Sequence[datetime],
-    shifted: Sequence[datetime],
+    low: datetime,
+    high: datetime,
     filters: Filters,
     n: int,
+    part: ColumnElement[bool],
 ) -> Any:
+    """The counted orders placed in [low, high) (of one `part` of the table), grouped by the
+    keys `count_periods` reads."""
     p, prev, nxt = Order.placed_at, Order.prev_counted_at, Order.next_counted_at
     bp = bucket.by_period(p)
     be = bucket.by_window(p)
@@ -131,7 +141,7 @@ def _order_groups(
             _flag(prev.is_not(None) & (bucket.by_window(prev) < bp)).label("lapsed_before"),
             (Order.total_minor - Order.refunded_minor).label("net"),
         )
-        .where(COUNTED, p >= shifted[0], p < boundaries[-1])
+        .where(COUNTED, p >= low, p < high, part)
         .where(*_customer_filters(filters))
     )
     if filters.channel is not None or filters.country is not None:
