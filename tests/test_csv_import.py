@@ -12,13 +12,13 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from service.cli import cli
 from service.ingestion.batch import KINDS
 from service.ingestion.csv_import import CsvHeaderError, import_csv
 from service.ingestion.records import RecordParser
-from service.models import AcquisitionSpend
+from service.models import AcquisitionSpend, StaleHistory
 
 ORDERS_HEADER = "id,customer_id,placed_at,currency,total,refunded,status,test,updated_at\n"
 
@@ -263,7 +263,7 @@ def test_import_csv_refuses_a_header_with_an_unknown_column_before_storing_anyth
 # --- customer-metrics import, the command ------------------------------------------------
 
 
-def test_the_command_imports_a_good_file_and_prints_a_summary(app, api, tmp_path):
+def test_the_command_imports_a_good_file_and_prints_a_summary(app, api, db, tmp_path):
     path = csv_file(
         tmp_path,
         ORDERS_HEADER
@@ -273,7 +273,11 @@ def test_the_command_imports_a_good_file_and_prints_a_summary(app, api, tmp_path
     result = run_import(app, "orders", path)
 
     assert result.exit_code == 0, result.output
-    assert result.stdout == summary(rows=2, created=2)
+    assert result.stdout.startswith(summary(rows=2, created=2))
+    # The import pays for the purchase histories, not the first metrics request.
+    assert re.search(r"^purchase histories brought up to date in [\d.]+ s$", result.stdout, re.M)
+    with db.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(StaleHistory)) == 0
     assert reported_problems(result.stderr) == []
     two = api.get("/v1/orders/api/o-2").json
     assert (two["total"], two["refunded"], two["placed_at"]) == (
@@ -306,7 +310,7 @@ def test_bad_rows_are_listed_by_line_and_good_rows_of_every_batch_are_stored(app
     assert "line 7 (id o-5): currency: EUR is not this deployment's reporting currency" in (
         result.stderr
     )
-    assert result.stdout == summary(rows=6, created=3, rejected=3)
+    assert result.stdout.startswith(summary(rows=6, created=3, rejected=3))
     orders = sorted(stored(api, "/v1/orders"), key=lambda o: o["id"])
     assert [(o["id"], o["customer_id"]) for o in orders] == [
         ("o-1", "c-1"),
@@ -326,7 +330,7 @@ def test_a_bad_row_spanning_several_lines_is_reported_at_the_line_it_starts_on(a
 
     assert result.exit_code == 1
     assert reported_problems(result.stderr) == [(2, "o-1", "status"), (5, "o-2", "total")]
-    assert result.stdout == summary(rows=2, rejected=2)
+    assert result.stdout.startswith(summary(rows=2, rejected=2))
 
 
 @pytest.mark.parametrize(
@@ -359,17 +363,17 @@ def test_importing_the_same_file_again_leaves_every_row_unchanged(app, tmp_path,
     path = csv_file(tmp_path, text)
     first = run_import(app, kind, path)
     assert first.exit_code == 0, first.output
-    assert first.stdout == summary(rows=3, created=3)
+    assert first.stdout.startswith(summary(rows=3, created=3))
 
     again = run_import(app, kind, path, "--batch-size", "2")
     assert again.exit_code == 0, again.output
-    assert again.stdout == summary(rows=3, unchanged=3)
+    assert again.stdout.startswith(summary(rows=3, unchanged=3))
 
 
 def test_spend_rows_without_an_id_are_added_again_on_every_import(app, db, tmp_path):
     path = csv_file(tmp_path, "channel,amount,currency,date\ngoogle,10.00,USD,2024-03-01\n")
     run_import(app, "spend", path)
-    assert run_import(app, "spend", path).stdout == summary(rows=1, created=1)
+    assert run_import(app, "spend", path).stdout.startswith(summary(rows=1, created=1))
     assert len(stored_spend(db)) == 2
 
 
@@ -403,7 +407,7 @@ def test_an_empty_file_is_refused_with_a_clear_message(app, api, tmp_path):
 def test_a_file_with_only_a_header_imports_nothing_and_succeeds(app, tmp_path):
     result = run_import(app, "customers", csv_file(tmp_path, "id,country\n"))
     assert result.exit_code == 0, result.output
-    assert result.stdout == summary()
+    assert result.stdout.startswith(summary())
 
 
 def test_a_utf8_bom_before_the_header_is_ignored(app, api, tmp_path):
@@ -416,7 +420,7 @@ def test_a_utf8_bom_before_the_header_is_ignored(app, api, tmp_path):
     result = run_import(app, "customers", path)
 
     assert result.exit_code == 0, result.output
-    assert result.stdout == summary(rows=1, created=1)
+    assert result.stdout.startswith(summary(rows=1, created=1))
     customer = api.get("/v1/customers/api/c-ü").json
     assert (customer["acquisition_channel"], customer["attributes"]) == (
         "bücher",
