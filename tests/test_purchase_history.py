@@ -10,7 +10,7 @@ import threading
 import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -19,6 +19,7 @@ from sqlalchemy import func, select, text
 from service.db import Database
 from service.ingestion.changes import current_version
 from service.ingestion.purchase_history import rebuild_purchase_history, refresh_stale
+from service.metrics import MetricsQuery, metrics_report
 from service.models import Order, StaleHistory
 from service.queries.stored_records import erase_order
 from tests.factories import order
@@ -196,3 +197,21 @@ def test_a_refresh_meeting_a_writers_row_lock_retries_until_it_is_released(
     assert released.is_set()
     assert _queued(db) == 0
     assert _stored_neighbours(db)["o-1"] == (None, T0 + timedelta(hours=5))
+
+
+def test_metrics_read_before_the_refresh_are_already_exact(api, db) -> None:
+    """A write committed between a read's refresh and its snapshot is still counted right."""
+    batch = [order(f"o-{i}", customer_id=f"c-{i % 4}", placed_at=_at(i * 400)) for i in range(12)]
+    _post(api, *batch)
+    query = MetricsQuery.create(date(2024, 3, 1), date(2024, 10, 31), churn_window_days=30)
+
+    def report() -> dict[str, Any]:
+        with db.reading() as session:
+            return metrics_report(session, query, "USD")[0]
+
+    assert _queued(db) > 0
+    unrefreshed = report()  # neighbours computed on the fly for the queued customers
+    refresh_stale(db)
+    assert _queued(db) == 0
+    assert report() == unrefreshed
+    assert sum(p["new_customers"] for p in unrefreshed["periods"]) == 4

@@ -37,15 +37,19 @@ from sqlalchemy import (
     and_,
     bindparam,
     case,
+    exists,
     func,
     literal,
     select,
+    true,
+    union_all,
 )
 from sqlalchemy.orm import Session
 
+from service.db import UTCDateTime
 from service.metrics.query import Filters
 from service.metrics.shared_snapshot import rows_in_parts
-from service.models import Customer, Order
+from service.models import Customer, Order, StaleHistory
 
 _ORDERS = typing.cast(Table, Order.__table__)
 COUNTED = and_(Order.status == "completed", ~Order.test)
@@ -78,8 +82,11 @@ def count_periods(
     active_delta = [0] * (n + 2)  # difference array of "active at t_j"
     react_before = [0] * n  # first orders of a period whose customer had lapsed before it
 
-    def groups_of(part: ColumnElement[bool]) -> Any:
-        return _order_groups(bucket, shifted[0], boundaries[-1], filters, n, part)
+    stale = _histories_queued(session)
+
+    def groups_of(part: ColumnElement[bool], first: bool) -> Any:
+        orders = _counted_orders(stale, part, with_queued=first)
+        return _order_groups(bucket, shifted[0], boundaries[-1], filters, n, orders)
 
     for row in rows_in_parts(session, _ORDERS, groups_of):
         bp, be, bnc, count, net = row.bp, row.be, row.bnc, row.orders, int(row.net or 0)
@@ -112,8 +119,50 @@ def count_periods(
 
     long_periods = [k for k in range(n) if boundaries[k + 1] - boundaries[k] > window]
     if long_periods:
-        _count_lapses_within(session, bucket, boundaries, shifted, filters, long_periods, periods)
+        orders = _counted_orders(stale, true(), with_queued=True)
+        _count_lapses_within(session, bucket, boundaries, orders, filters, long_periods, periods)
     return periods
+
+
+def _histories_queued(session: Session) -> bool:
+    """Whether this snapshot holds orders whose stored neighbours are not up to date.
+
+    Metric reads refresh the queue first, so this is rare: a write committed
+    between the refresh and the read's snapshot.
+    """
+    return bool(session.scalar(select(exists().select_from(StaleHistory))))
+
+
+def _counted_orders(stale: bool, part: ColumnElement[bool], with_queued: bool) -> Any:
+    """The counted orders (of one `part` of the table) with their neighbours.
+
+    With `stale`, orders of customers still queued for a refresh get neighbours
+    computed here from their customer's orders (`with_queued`; one part of a
+    split pass carries them), and their stored ones are not used: an answer is
+    exact whatever the refresh has reached.
+    """
+    columns = [Order.customer_pk, Order.source, Order.placed_at, Order.total_minor]
+    columns.append(Order.refunded_minor)
+    stored = select(*columns, Order.prev_counted_at, Order.next_counted_at).where(COUNTED, part)
+    if not stale:
+        return stored.subquery("counted_orders")
+    queued = select(StaleHistory.customer_pk)
+    stored = stored.where(Order.customer_pk.not_in(queued))
+    if not with_queued:
+        return stored.subquery("counted_orders")
+
+    def neighbour(function: Any) -> Any:
+        # As purchase_history computes them: among counted orders, ties by pk.
+        return function(Order.placed_at, type_=UTCDateTime()).over(
+            partition_by=Order.customer_pk, order_by=[Order.placed_at, Order.pk]
+        )
+
+    recomputed = select(
+        *columns,
+        neighbour(func.lag).label("prev_counted_at"),
+        neighbour(func.lead).label("next_counted_at"),
+    ).where(COUNTED, Order.customer_pk.in_(queued))
+    return union_all(stored, recomputed).subquery("counted_orders")
 
 
 def _order_groups(
@@ -122,11 +171,11 @@ def _order_groups(
     high: datetime,
     filters: Filters,
     n: int,
-    part: ColumnElement[bool],
+    orders: Any,
 ) -> Any:
-    """The counted orders placed in [low, high) (of one `part` of the table), grouped by the
-    keys `count_periods` reads."""
-    p, prev, nxt = Order.placed_at, Order.prev_counted_at, Order.next_counted_at
+    """The counted orders placed in [low, high), grouped by the keys `count_periods` reads."""
+    o = orders.c
+    p, prev, nxt = o.placed_at, o.prev_counted_at, o.next_counted_at
     bp = bucket.by_period(p)
     be = bucket.by_window(p)
     bn = func.coalesce(bucket.by_period(nxt), n)
@@ -139,13 +188,14 @@ def _order_groups(
             _flag(prev.is_(None) | (bucket.by_period(prev) < bp)).label("first_of_period"),
             _flag(prev.is_(None)).label("first_ever"),
             _flag(prev.is_not(None) & (bucket.by_window(prev) < bp)).label("lapsed_before"),
-            (Order.total_minor - Order.refunded_minor).label("net"),
+            (o.total_minor - o.refunded_minor).label("net"),
         )
-        .where(COUNTED, p >= low, p < high, part)
-        .where(*_customer_filters(filters))
+        .select_from(orders)
+        .where(p >= low, p < high)
+        .where(*_customer_filters(filters, orders))
     )
     if filters.channel is not None or filters.country is not None:
-        per_order = per_order.join(Customer, Customer.pk == Order.customer_pk)
+        per_order = per_order.join(Customer, Customer.pk == o.customer_pk)
     rows = per_order.subquery("per_order")
     keys = [rows.c.bp, rows.c.be, rows.c.bnc]
     flags = [rows.c.first_of_period, rows.c.first_ever, rows.c.lapsed_before]
@@ -158,7 +208,7 @@ def _count_lapses_within(
     session: Session,
     bucket: _Bucketer,
     boundaries: Sequence[datetime],
-    shifted: Sequence[datetime],
+    orders: Any,
     filters: Filters,
     long_periods: list[int],
     periods: list[PeriodCounts],
@@ -168,15 +218,17 @@ def _count_lapses_within(
     Such a customer is not active at the period's end: lost if they were active
     at its start, and not reactivated even though they ordered in it.
     """
-    p, prev = Order.placed_at, Order.prev_counted_at
+    o = orders.c
+    p, prev = o.placed_at, o.prev_counted_at
     bp = bucket.by_period(p)
     per_order = (
-        select(Order.customer_pk, bp.label("bp"), p.label("p"), prev.label("prev"))
-        .where(COUNTED, p >= boundaries[0], p < boundaries[-1])
-        .where(*_customer_filters(filters))
+        select(o.customer_pk, bp.label("bp"), p.label("p"), prev.label("prev"))
+        .select_from(orders)
+        .where(p >= boundaries[0], p < boundaries[-1])
+        .where(*_customer_filters(filters, orders))
     )
     if filters.channel is not None or filters.country is not None:
-        per_order = per_order.join(Customer, Customer.pk == Order.customer_pk)
+        per_order = per_order.join(Customer, Customer.pk == o.customer_pk)
     rows = per_order.subquery("per_order")
     per_customer = (
         select(
@@ -207,14 +259,14 @@ def _count_lapses_within(
             period.reactivated_customers -= row.customers
 
 
-def _customer_filters(filters: Filters) -> list[ColumnElement[bool]]:
+def _customer_filters(filters: Filters, orders: Any) -> list[ColumnElement[bool]]:
     conditions: list[ColumnElement[bool]] = []
     if filters.channel is not None:
         conditions.append(Customer.acquisition_channel == filters.channel)
     if filters.country is not None:
         conditions.append(Customer.country == filters.country)
     if filters.source is not None:
-        conditions.append(Order.source == filters.source)  # an order's source is its customer's
+        conditions.append(orders.c.source == filters.source)  # an order's source is its customer's
     return conditions
 
 
