@@ -141,8 +141,13 @@ def _counted_orders(stale: bool, part: ColumnElement[bool], with_queued: bool) -
     split pass carries them), and their stored ones are not used: an answer is
     exact whatever the refresh has reached.
     """
-    columns = [Order.customer_pk, Order.source, Order.placed_at, Order.total_minor]
-    columns.append(Order.refunded_minor)
+    columns = (
+        Order.customer_pk,
+        Order.source,
+        Order.placed_at,
+        Order.total_minor,
+        Order.refunded_minor,
+    )
     stored = select(*columns, Order.prev_counted_at, Order.next_counted_at).where(COUNTED, part)
     if not stale:
         return stored.subquery("counted_orders")
