@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, or_, select
@@ -64,15 +64,32 @@ def find_source(session: Session, kind: str, name: str) -> WebhookSource | None:
 
 
 def senders(session: Session, kind: str, name: str | None, now: datetime) -> list[Sender]:
-    """Senders of this kind (the one named, if a name is given) with their valid secrets."""
-    query = select(WebhookSource).where(WebhookSource.kind == kind).order_by(WebhookSource.pk)
+    """Senders of this kind (the one named, if a name is given) with their valid secrets.
+
+    One Core statement (every delivery asks): a sender with no valid secret is
+    listed with none, so it is known but refuses every signature.
+    """
+    valid = (WebhookSecret.source_pk == WebhookSource.pk) & or_(
+        WebhookSecret.expires_at.is_(None), WebhookSecret.expires_at > now
+    )
+    query = (
+        select(
+            WebhookSource.pk,
+            WebhookSource.name,
+            WebhookSource.record_source,
+            WebhookSecret.secret,
+        )
+        .outerjoin(WebhookSecret, valid)
+        .where(WebhookSource.kind == kind)
+        .order_by(WebhookSource.pk, WebhookSecret.pk)
+    )
     if name is not None:
         query = query.where(WebhookSource.name == name)
-    found = []
-    for source in session.scalars(query):
-        keys = tuple(s.secret for s in session.scalars(_active(source.pk, now)))
-        found.append(Sender(source.pk, source.kind, source.name, source.record_source, keys))
-    return found
+    found: dict[int, Sender] = {}
+    for pk, source_name, record_source, secret in session.execute(query):
+        sender = found.get(pk) or Sender(pk, kind, source_name, record_source, ())
+        found[pk] = replace(sender, secrets=sender.secrets + ((secret,) if secret else ()))
+    return list(found.values())
 
 
 def _active(source_pk: int, now: datetime):  # type: ignore[no-untyped-def]
