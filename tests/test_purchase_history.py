@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import func, select, text
 
 from service.db import Database
+from service.ingestion import purchase_history
 from service.ingestion.changes import current_version
 from service.ingestion.purchase_history import rebuild_purchase_history, refresh_stale
 from service.metrics import MetricsQuery, metrics_report
@@ -215,3 +216,17 @@ def test_metrics_read_before_the_refresh_are_already_exact(api, db) -> None:
     assert _queued(db) == 0
     assert report() == unrefreshed
     assert sum(p["new_customers"] for p in unrefreshed["periods"]) == 4
+
+
+def test_a_long_queue_is_refreshed_in_parallel_shares_with_the_same_result(
+    postgres_only, api, db, monkeypatch
+) -> None:
+    batch = [
+        order(f"o-{i}", customer_id=f"c-{i % 9}", placed_at=_at((i * 37) % 500)) for i in range(90)
+    ]
+    _post(api, *batch)
+    monkeypatch.setattr(purchase_history, "SHARES", 3)
+    monkeypatch.setattr(purchase_history, "PARALLEL_FROM", 0)
+    refresh_stale(db)
+    assert _queued(db) == 0
+    assert _stored_neighbours(db) == _expected_neighbours(db)

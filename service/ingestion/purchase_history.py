@@ -14,9 +14,11 @@ recomputes the queued customers' histories in one set-based pass.
 from __future__ import annotations
 
 import logging
+import os
 import time
 import typing
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -50,8 +52,12 @@ from service.models import COUNTED_STATUS, Order, StaleHistory
 log = logging.getLogger(__name__)
 
 _ORDERS = typing.cast(Table, Order.__table__)
-# pg_advisory_xact_lock key: one refresher at a time ("PH" in ASCII).
-_REFRESH_LOCK = 0x5048
+# pg_advisory_xact_lock keys: one refresher at a time per share ("PH" in ASCII, then k).
+_REFRESH_LOCK = 0x5048_00
+# PostgreSQL: queued customers are refreshed in this many shares (by customer pk), in
+# parallel when the queue is long (after a bulk import), one after the other otherwise.
+SHARES = max(1, min(os.cpu_count() or 1, 4))
+PARALLEL_FROM = 5_000  # queued entries
 # A refresher waiting this long on a writer's row lock gives up and retries: far
 # below deadlock_timeout (1 s), so a refresher, never a writer, is the one to yield.
 _LOCK_TIMEOUT = "200ms"
@@ -75,10 +81,30 @@ def refresh_stale(database: Database, now: datetime | None = None) -> None:
     with database.sessions() as session:
         if not session.scalar(select(exists().select_from(StaleHistory))):
             return
+        shares = SHARES if is_postgresql(session) else 1
+        parallel = shares > 1 and _queue_longer_than(session, PARALLEL_FROM)
+    stamp = now or datetime.now(UTC)
+    if not parallel:
+        for share in range(shares):
+            _refresh_share(database, stamp, share, shares)
+        return
+    with ThreadPoolExecutor(shares, thread_name_prefix="history-refresh") as pool:
+        for done in [
+            pool.submit(_refresh_share, database, stamp, k, shares) for k in range(shares)
+        ]:
+            done.result()
+
+
+def _queue_longer_than(session: Session, entries: int) -> bool:
+    beyond = select(StaleHistory.pk).offset(entries).limit(1)
+    return session.scalar(select(exists(beyond))) is True
+
+
+def _refresh_share(database: Database, now: datetime, share: int, shares: int) -> None:
     for attempt in range(_ATTEMPTS):
         try:
             with database.transaction() as session:
-                refresh_queued(session, now or datetime.now(UTC))
+                refresh_queued(session, now, share, shares)
             return
         except OperationalError as error:
             if attempt == _ATTEMPTS - 1 or not isinstance(error.orig, LockNotAvailable):
@@ -87,17 +113,20 @@ def refresh_stale(database: Database, now: datetime | None = None) -> None:
             time.sleep(0.01 * (attempt + 1))
 
 
-def refresh_queued(session: Session, now: datetime) -> None:
-    """Recompute the histories of the queued customers and empty the queue, in this transaction.
+def refresh_queued(session: Session, now: datetime, share: int = 0, shares: int = 1) -> None:
+    """Recompute the histories of queued customers and take them off the queue, in this
+    transaction: on PostgreSQL those whose pk is `share` modulo `shares`, on SQLite all.
 
     On PostgreSQL one statement takes the queue and reads the orders: both come
     from the same snapshot, so every order a taken queue entry stands for is seen,
-    and entries queued after it stay for the next refresh.
+    and entries queued after it stay for the next refresh. Shares hold disjoint
+    customers, hence disjoint orders, so they can run side by side.
     """
     if is_postgresql(session):
-        session.execute(select(func.pg_advisory_xact_lock(_REFRESH_LOCK)))
+        session.execute(select(func.pg_advisory_xact_lock(_REFRESH_LOCK + share)))
         session.execute(text(f"SET LOCAL lock_timeout = '{_LOCK_TIMEOUT}'"))
-        taken = delete(StaleHistory).returning(StaleHistory.customer_pk).cte("taken")
+        mine = StaleHistory.customer_pk % shares == share
+        taken = delete(StaleHistory).where(mine).returning(StaleHistory.customer_pk).cte("taken")
         customers = select(taken.c.customer_pk.label("pk")).distinct().subquery("customers")
         history = _history(_orders_of(customers, by_ctid=True)).cte("history")
         changes = [history.c[name] for name in _CHANGE]
