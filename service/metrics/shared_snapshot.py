@@ -46,7 +46,6 @@ def rows_in_parts(
     session: Session,
     table: Table,
     statement_for: Callable[[ColumnElement[bool], bool], Any],
-    parts: int | None = None,
 ) -> Iterator[Any]:
     """The rows of `statement_for(part, first)` for parts of `table` that together make all of it.
 
@@ -54,22 +53,16 @@ def rows_in_parts(
     true for exactly one part (for rows that must be counted once, not per part).
     The session must be in a REPEATABLE READ transaction (`Database.reading()`).
     """
-    parts = MAX_PARTS if parts is None else parts
-    bind = session.get_bind()
-    if parts < 2 or bind.dialect.name != "postgresql":
-        yield from session.execute(statement_for(true(), True))
-        return
-    # The main fork's size in pages (block_size is 8 kB unless PostgreSQL was built otherwise).
-    size = func.pg_relation_size(table.name, type_=BigInteger)
-    block = cast(func.current_setting("block_size"), BigInteger)
-    pages = session.execute(select(size / block)).scalar_one()
-    if pages < MIN_PAGES_TO_SPLIT:
+    parts, bind = MAX_PARTS, session.get_bind()
+    splittable = parts > 1 and bind.dialect.name == "postgresql"
+    pages = _heap_pages(session, table) if splittable else 0
+    if not splittable or pages < MIN_PAGES_TO_SPLIT:
         yield from session.execute(statement_for(true(), True))
         return
     snapshot = session.execute(select(func.pg_export_snapshot())).scalar_one()
     if not _SNAPSHOT_ID.fullmatch(snapshot):
         raise RuntimeError(f"unexpected snapshot id {snapshot!r}")
-    conditions = _page_ranges(table, _balanced_cuts(session, table, int(pages), parts))
+    conditions = _page_ranges(table, _balanced_cuts(session, table, pages, parts))
     others = [
         _helpers.submit(_rows_in_snapshot, bind.engine, snapshot, statement_for(condition, False))
         for condition in conditions[1:]
@@ -80,6 +73,13 @@ def rows_in_parts(
         results = [future.result() for future in others]
     for rows in results:
         yield from rows
+
+
+def _heap_pages(session: Session, table: Table) -> int:
+    """The table's main fork in pages (block_size is 8 kB unless PostgreSQL was built otherwise)."""
+    size = func.pg_relation_size(table.name, type_=BigInteger)
+    block = cast(func.current_setting("block_size"), BigInteger)
+    return int(session.execute(select(size / block)).scalar_one())
 
 
 def _balanced_cuts(session: Session, table: Table, pages: int, parts: int) -> list[int]:
