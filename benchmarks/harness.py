@@ -150,6 +150,31 @@ def children(pid: int) -> list[int]:
         return []
 
 
+def descendants(pid: int) -> dict[int, str]:
+    """Every process below `pid` (whichever thread started it), with its command line."""
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    parents[int(entry)] = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+    found: dict[int, str] = {}
+    frontier = [pid]
+    while frontier:
+        parent = frontier.pop()
+        for child, its_parent in parents.items():
+            if its_parent == parent and child not in found:
+                try:
+                    with open(f"/proc/{child}/cmdline", "rb") as f:
+                        found[child] = f.read().replace(b"\0", b" ").decode(errors="replace")
+                except OSError:
+                    found[child] = ""
+                frontier.append(child)
+    return found
+
+
 def postgres_pids() -> list[int]:
     pids = []
     for entry in os.listdir("/proc"):

@@ -2,13 +2,20 @@
 
 Run from the repository root with the project's virtualenv:
 
-    .venv/bin/python benchmarks/webhooks.py --seconds 20 --clients 8 --repeat 3
+    .venv/bin/python benchmarks/webhooks.py --seconds 20 --clients 8 --repeat 3 --baseline
     .venv/bin/python benchmarks/webhooks.py --settings 2x4,2x8,3x4,4x2 --repeat 3 --duplicates
 
 Every run uses a freshly created PostgreSQL database (DROP ... WITH (FORCE), CREATE,
 `customer-metrics db upgrade`), configures the sender with `customer-metrics webhooks
 add shopify bench.myshopify.com --secret <s>`, then starts gunicorn with `customer-metrics
-serve` (BIND on a free 127.0.0.1 port, WEB_CONCURRENCY / WEB_THREADS from --settings).
+serve` (BIND on a free 127.0.0.1 port, WEB_CONCURRENCY / WEB_THREADS from --settings),
+which also runs the webhook mapper process beside the workers (--mapper thread: a mapper
+thread in each worker instead).
+
+With --baseline, each setting is also run against benchmarks/bare_webhook_app.py, a bare
+Flask endpoint that upserts one order per request (the issue's reference: "about 850
+req/s here"), under the same gunicorn settings and interleaved with the service's runs,
+so the service can be read against it on a shared machine whose speed drifts.
 
 Deliveries are built before any timing: each is a realistic ~2 KB orders/create body
 (line items, billing/shipping addresses, customer with default address, *_set money,
@@ -22,9 +29,12 @@ connections (reopened every --requests-per-connection answers, so the load sprea
 gunicorn's workers), one thread each, sending pre-built requests over raw sockets and
 reading answers with a minimal HTTP/1.1 parser (Content-Length bodies only). A
 warm-up of --warmup deliveries is sent first (not timed, but checked), then load
-runs for --seconds. Every answer is checked (HTTP 200 and status "processed", or
+runs for --seconds. Every answer is checked (HTTP 200 and status "received", or
 "duplicate" for re-sends); latency is from the first byte written to the last byte
-read.
+read. The service maps stored deliveries into orders in the background: when the
+load ends, the benchmark waits until no delivery is left unmapped ("drain") and
+reports that time and the end-to-end rate (deliveries / (load + drain)); the CPU
+figures include the drain, so they carry the whole cost of a delivery.
 
 With --duplicates, one delivery in ten is re-sent during the load (same body, same
 webhook id): half of them right behind their original, so often while it is still in
@@ -33,10 +43,10 @@ re-send must be answered "duplicate" with the delivery id of the copy that was s
 
 After each run gunicorn is stopped and the database is checked (anything else writing
 to the benchmark database shows up here as rows nobody sent, and fails the run):
-  * webhook_deliveries: one row per distinct delivery sent, all `processed`, 1 attempt,
+  * webhook_deliveries: one row per distinct delivery sent, all `processed` (mapped), 1 attempt,
     keyed by exactly the webhook ids sent;
   * orders with source 'shopify:bench.myshopify.com': exactly the order ids of the
-    deliveries answered "processed" (none lost, none duplicated), with the total and
+    deliveries answered "received" (none lost, none duplicated), with the total and
     status the payload implies;
   * customers with that source: exactly the distinct customers (ids and guest e-mails)
     of those orders.
@@ -90,13 +100,14 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from bare_webhook_app import CREATE_TABLE as CREATE_BARE_TABLE
 from harness import (
     REPO,
     BenchmarkFailed,
     CpuSampler,
     Target,
-    children,
     code_revision,
+    descendants,
     free_port,
     make_target,
     run,
@@ -687,9 +698,10 @@ def bench_run(
     base_env: dict[str, str],
     cli: list[str],
     logdir: Path,
+    bare: bool = False,
 ) -> Figure:
     workers, threads = setting
-    label = f"{workers}x{threads}"
+    label = f"{'bare ' if bare else ''}{workers}x{threads}"
     env = dict(base_env)
     prepare_database(target, env, cli, secret)
     speed = cpu_speed()
@@ -701,23 +713,39 @@ def bench_run(
         WEB_THREADS=str(threads),
         WEB_TIMEOUT=str(int(args.http_timeout)),
     )
+    env["WEBHOOK_MAPPER"] = "off" if bare else args.mapper
     log_path = logdir / f"gunicorn-{label}-run{run_no}.log"
+    mapper_pid: int | None = None
     spy: subprocess.Popen[bytes] | None = None
     client: multiprocessing.process.BaseProcess | None = None
     waits: WaitSampler | None = None
     with log_path.open("wb") as log:
-        server = subprocess.Popen(
-            [*cli, "serve"], env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT
-        )
+        command = [*cli, "serve"]
+        if bare:
+            with psycopg.connect(target.libpq_url, autocommit=True) as conn:
+                conn.execute(CREATE_BARE_TABLE)
+            gunicorn = ["-m", "gunicorn", "-c", "python:service.gunicorn_conf"]
+            command = [sys.executable, *gunicorn, "benchmarks.bare_webhook_app:app"]
+        server = subprocess.Popen(command, env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
         try:
             wait_healthy(port, server, timeout=60)
+            want_mapper = args.mapper == "process" and not bare
             deadline = time.monotonic() + 30
-            while len(children(server.pid)) != workers and time.monotonic() < deadline:
+            while time.monotonic() < deadline:
+                below = descendants(server.pid)
+                mappers = [pid for pid, cmd in below.items() if "webhooks map" in cmd]
+                if len(below) - len(mappers) == workers and len(mappers) == want_mapper:
+                    break
                 time.sleep(0.2)
-            app_pids = {server.pid, *children(server.pid)}
-            if len(app_pids) != workers + 1:
-                raise BenchmarkFailed(f"gunicorn has {len(app_pids) - 1} workers, want {workers}")
-            check_refuses_bad_signature(port, deliveries[0], args.http_timeout)
+            app_pids = {server.pid, *below}
+            if len(below) - len(mappers) != workers or len(mappers) != want_mapper:
+                raise BenchmarkFailed(
+                    f"gunicorn has {len(below) - len(mappers)} workers and {len(mappers)} "
+                    f"mapper processes, want {workers} and {int(want_mapper)}"
+                )
+            mapper_pid = mappers[0] if mappers else None
+            if not bare:
+                check_refuses_bad_signature(port, deliveries[0], args.http_timeout)
             ctx = multiprocessing.get_context("fork")
             parent_end, child_end = ctx.Pipe()
             requests = [(d.head, d.body) for d in deliveries]
@@ -771,6 +799,8 @@ def bench_run(
                     raise BenchmarkFailed("the client did not report back in time")
                 done = parent_end.recv()
                 backends = database_backends(target)  # gunicorn's pooled connections
+                drain = (0, 0.0) if bare else wait_mapped(target, args.drain_timeout)
+                backends |= database_backends(target)
             if waits is not None:
                 waits.__exit__(None, None, None)
         finally:
@@ -802,21 +832,22 @@ def bench_run(
     elapsed = ended - started
     latencies = sorted(r[4] * 1000 for r in timed)
     http_errors = [r for r in results if r[5] != 200]
-    bad_answers = [r for r in results if r[5] == 200 and r[6] not in ("processed", "duplicate")]
+    bad_answers = [r for r in results if r[5] == 200 and r[6] not in ("received", "duplicate")]
     problems = []
-    problems += verify(target, deliveries, results)
+    problems += verify_bare(target, results) if bare else verify(target, deliveries, results)
     if http_errors or bad_answers:
         shown = Counter(f"HTTP {r[5]} {r[6]} {r[8][:160]}" for r in http_errors + bad_answers)
         problems.append(
             f"{len(http_errors)} requests failed and {len(bad_answers)} answers were not "
-            "processed/duplicate: " + "; ".join(f"{n}x {what}" for what, n in shown.most_common(5))
+            "received/duplicate: " + "; ".join(f"{n}x {what}" for what, n in shown.most_common(5))
         )
-    unique_timed = len({r[1] for r in timed if r[6] == "processed"})
+    unique_timed = len({r[1] for r in timed if r[6] == "received"})
     duplicates = sum(1 for r in results if r[6] == "duplicate")
     raced = racing_copies(results)
     cores = os.cpu_count() or 1
     gunicorn_cpu = sampler.used(app_pids)
-    per_worker = sorted((sampler.used({pid}) for pid in app_pids - {server.pid}), reverse=True)
+    workers_only = app_pids - {server.pid, mapper_pid}
+    per_worker = sorted((sampler.used({pid}) for pid in workers_only), reverse=True)
     workers_cpu = ", ".join(f"{cpu:.1f}" for cpu in per_worker)
     postgres_cpu = sampler.used(backends)
     other_postgres_cpu = sampler.postgres() - postgres_cpu
@@ -824,12 +855,16 @@ def bench_run(
         f"sent {len(results)} ({len(results) - len(timed)} warm-up), "
         f"{len({r[1] for r in results})} distinct, {duplicates} answered duplicate"
         + (f" ({raced} sent while their stored copy was still in flight)" if duplicates else "")
+        + f"; unmapped at the end of the load: {drain[0]}, all mapped {drain[1]:.2f} s later "
+        f"(end-to-end {unique_timed / (elapsed + drain[1]):.0f} deliveries/s)"
         + f"; machine speed {speed:.0f} ms (fixed single-thread workload, lower is faster); "
-        f"CPU s: gunicorn {gunicorn_cpu:.1f} (per worker {workers_cpu}), "
+        f"CPU s: gunicorn {gunicorn_cpu:.1f} (per worker {workers_cpu}"
+        + (f"; mapper process {sampler.used({mapper_pid}):.1f}" if mapper_pid else "")
+        + "), "
         f"postgres backends of the bench db "
         f"{postgres_cpu:.1f} (other postgres processes {other_postgres_cpu:.1f}), "
         f"client {client_cpu:.1f} ({client_cpu / elapsed * 100:.0f}% of a core), "
-        f"machine {sampler.machine:.1f} of {elapsed * cores:.1f}"
+        f"machine {sampler.machine:.1f} of {(elapsed + drain[1]) * cores:.1f}"
         + (
             f"; CPU ms/delivery: app {gunicorn_cpu / len(timed) * 1000:.2f}, "
             f"postgres {postgres_cpu / len(timed) * 1000:.2f}, "
@@ -859,11 +894,29 @@ def bench_run(
     )
 
 
+def wait_mapped(target: Target, timeout: float) -> tuple[int, float]:
+    """(deliveries unmapped when the load ended, seconds until none was left)."""
+    started = time.monotonic()
+    with psycopg.connect(target.libpq_url, connect_timeout=10, autocommit=True) as conn:
+        first = None
+        while True:
+            row = conn.execute(
+                "SELECT count(*) FROM webhook_deliveries WHERE status = 'received'"
+            ).fetchone()
+            waiting = int(row[0]) if row else 0
+            first = waiting if first is None else first
+            if waiting == 0:
+                return first, time.monotonic() - started
+            if time.monotonic() - started > timeout:
+                raise BenchmarkFailed(f"{waiting} deliveries still unmapped after {timeout:.0f} s")
+            time.sleep(0.05)
+
+
 def racing_copies(results: list[Result]) -> int:
-    """Re-sends that started before the copy answered 'processed' had its answer."""
+    """Re-sends that started before the copy answered 'received' had its answer."""
     stored: dict[int, tuple[int, float]] = {}  # delivery -> (slot, end) of the stored copy
     for r in results:
-        if r[6] == "processed":
+        if r[6] == "received":
             stored[r[1]] = (r[0], r[3] + r[4])
     return sum(
         1 for r in results if r[1] in stored and r[0] != stored[r[1]][0] and r[3] < stored[r[1]][1]
@@ -910,20 +963,30 @@ def server_timing(log_path: Path) -> str:
     )
 
 
+def verify_bare(target: Target, results: list[Result]) -> list[str]:
+    """The bare endpoint stores one row per distinct order it answered."""
+    answered = {r[1] for r in results if r[5] == 200}
+    with psycopg.connect(target.libpq_url, connect_timeout=10) as conn:
+        row = conn.execute("SELECT count(*) FROM bare_orders").fetchone()
+    stored = int(row[0]) if row else 0
+    verify.last_summary = f"db: {stored} bare_orders (want {len(answered)})"  # type: ignore[attr-defined]
+    return [] if stored == len(answered) else [f"{stored} bare_orders, want {len(answered)}"]
+
+
 def verify(target: Target, deliveries: list[Delivery], results: list[Result]) -> list[str]:
     """Compare what the answers said with what the database holds; a list of problems."""
     problems: list[str] = []
     by_delivery: dict[int, list[Result]] = {}
     for r in results:
         by_delivery.setdefault(r[1], []).append(r)
-    processed: set[int] = set()
-    unknown: set[int] = set()  # a transport error and no "processed" answer: may or may not exist
+    processed: set[int] = set()  # answered "received": stored, and mapped by now
+    unknown: set[int] = set()  # a transport error and no "received" answer: may or may not exist
     for index, attempts in by_delivery.items():
         answers = [a for a in attempts if a[5] == 200]
-        n_processed = sum(1 for a in answers if a[6] == "processed")
+        n_processed = sum(1 for a in answers if a[6] == "received")
         ids = {a[7] for a in answers}
         if n_processed > 1:
-            problems.append(f"delivery {index} answered 'processed' {n_processed} times")
+            problems.append(f"delivery {index} answered 'received' {n_processed} times")
         if len(ids) > 1:
             problems.append(f"delivery {index} answered with different delivery ids {ids}")
         if n_processed:
@@ -975,7 +1038,7 @@ def verify(target: Target, deliveries: list[Delivery], results: list[Result]) ->
     if any(attempts != 1 for _, _, attempts in rows):
         problems.append("webhook_deliveries with attempts != 1")
 
-    # orders: exactly those of the deliveries answered 'processed', with the right values.
+    # orders: exactly those of the deliveries answered 'received', with the right values.
     by_order = Counter(external_id for external_id, _, _ in orders)
     want = {deliveries[i].order_id: deliveries[i] for i in processed}
     maybe = {deliveries[i].order_id for i in unknown}
@@ -986,7 +1049,7 @@ def verify(target: Target, deliveries: list[Delivery], results: list[Result]) ->
     if missing or unexpected:
         problems.append(
             f"orders: {len(missing)} of {len(want)} processed deliveries missing, "
-            f"{len(unexpected)} orders not answered 'processed'"
+            f"{len(unexpected)} orders not answered 'received'"
         )
     wrong = [
         oid
@@ -1044,6 +1107,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--repeat", type=int, default=3, help="runs per setting (default 3)")
     p.add_argument("--duplicates", action="store_true", help="re-send 10%% of deliveries")
+    p.add_argument(
+        "--baseline",
+        action="store_true",
+        help="also run benchmarks/bare_webhook_app.py (a bare Flask endpoint upserting one "
+        "order per request, the issue's reference) under each setting, interleaved",
+    )
+    p.add_argument(
+        "--mapper",
+        choices=("process", "thread"),
+        default="process",
+        help="WEBHOOK_MAPPER for the service: process (the default: one mapper process "
+        "beside the gunicorn workers) or thread (a mapper thread in every worker)",
+    )
+    p.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=300.0,
+        help="seconds to wait after the load for every delivery to be mapped",
+    )
     p.add_argument("--warmup", type=int, default=200, help="untimed deliveries first (default 200)")
     p.add_argument(
         "--requests-per-connection",
@@ -1144,7 +1226,7 @@ def main(argv: list[str] | None = None) -> int:
         f"requests_per_connection={args.requests_per_connection} repeat={args.repeat} "
         f"duplicates={'10%' if args.duplicates else 'no'} warmup={args.warmup} "
         f"settings={','.join(f'{w}x{t}' for w, t in args.settings)} (WEB_CONCURRENCY x "
-        f"WEB_THREADS, gthread) cores={os.cpu_count()} log_level="
+        f"WEB_THREADS, gthread) mapper={args.mapper} cores={os.cpu_count()} log_level="
         f"{'INFO' if args.server_timing else args.log_level} db={target.db_name} workdir={workdir}"
     )
     if args.profile_dir:
@@ -1164,11 +1246,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"target: >= {TARGET_RATE:.0f} deliveries/s with p99 <= {TARGET_P99_MS:.0f} ms")
 
-    figures: dict[str, list[Figure]] = {f"{w}x{th}": [] for w, th in args.settings}
+    runs = [
+        (s, bare) for s in args.settings for bare in ((False, True) if args.baseline else (False,))
+    ]
+    figures: dict[str, list[Figure]] = {
+        f"{'bare ' if bare else ''}{w}x{th}": [] for (w, th), bare in runs
+    }
     failures: list[str] = []
     try:
         for run_no in range(1, args.repeat + 1):
-            for setting in args.settings:
+            for setting, bare in runs:
                 fig = bench_run(
                     args,
                     setting,
@@ -1180,6 +1267,7 @@ def main(argv: list[str] | None = None) -> int:
                     base_env,
                     cli,
                     workdir,
+                    bare,
                 )
                 figures[fig.setting].append(fig)
                 status = "checks OK" if not fig.problems else "CHECKS FAILED"
@@ -1204,19 +1292,21 @@ def main(argv: list[str] | None = None) -> int:
 
     print()
     print(
-        f"{'setting':<8} {'deliveries/s (runs)':<26} {'median':>7} "
+        f"{'setting':<9} {'deliveries/s (runs)':<26} {'median':>7} "
         f"{'p99 ms (runs)':<22} {'median':>7} {'p50':>6} {'p90':>6} {'errors':>6}  verdict"
     )
-    for label, runs in figures.items():
-        rate = statistics.median(f.rate for f in runs)
-        p99 = statistics.median(f.p99 for f in runs)
+    for label, figs in figures.items():
+        rate = statistics.median(f.rate for f in figs)
+        p99 = statistics.median(f.p99 for f in figs)
         verdict = "meets target" if rate >= TARGET_RATE and p99 <= TARGET_P99_MS else "BELOW target"
+        if label.startswith("bare"):
+            verdict = "reference"
         print(
-            f"{label:<8} {', '.join(f'{f.rate:,.0f}' for f in runs):<26} {rate:>7,.0f} "
-            f"{', '.join(f'{f.p99:.1f}' for f in runs):<22} {p99:>7.1f} "
-            f"{statistics.median(f.p50 for f in runs):>6.1f} "
-            f"{statistics.median(f.p90 for f in runs):>6.1f} "
-            f"{sum(f.errors for f in runs):>6}  {verdict}"
+            f"{label:<9} {', '.join(f'{f.rate:,.0f}' for f in figs):<26} {rate:>7,.0f} "
+            f"{', '.join(f'{f.p99:.1f}' for f in figs):<22} {p99:>7.1f} "
+            f"{statistics.median(f.p50 for f in figs):>6.1f} "
+            f"{statistics.median(f.p90 for f in figs):>6.1f} "
+            f"{sum(f.errors for f in figs):>6}  {verdict}"
         )
     print(
         f"target: >= {TARGET_RATE:.0f} deliveries/s with p99 <= {TARGET_P99_MS:.0f} ms "

@@ -17,6 +17,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     from service.jsonio import ExactJSONProvider
     from service.logs import configure_logging, install_request_ids
     from service.metrics import ReportCache
+    from service.webhooks.mapper import BackgroundMapper
+    from service.webhooks.sender_cache import SenderCache
 
     settings = settings or Settings.from_env()
     app = Flask(__name__)
@@ -25,7 +27,12 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["customer_metrics.settings"] = settings
     database = Database(settings.database_url)
     app.extensions["customer_metrics.db"] = database
-    app.extensions["customer_metrics.parser"] = RecordParser(settings.reporting_currency)
+    parser = RecordParser(settings.reporting_currency)
+    app.extensions["customer_metrics.parser"] = parser
+    # Started by the first stored delivery, or by gunicorn's post_worker_init hook.
+    mapper = BackgroundMapper(database, parser) if settings.webhook_mapper == "thread" else None
+    app.extensions["customer_metrics.mapper"] = mapper
+    app.extensions["customer_metrics.senders"] = SenderCache()
     app.extensions["customer_metrics.reports"] = ReportCache(database)
 
     configure_logging(settings.log_level)

@@ -10,6 +10,7 @@ from typing import Any
 from service.money import currency_exponent
 
 DEFAULT_SQLITE_PATH = Path("customer-metrics.sqlite3")
+WEBHOOK_MAPPERS = ("thread", "process", "off")
 
 
 class ConfigError(ValueError):
@@ -35,6 +36,11 @@ class Settings:
     max_body_bytes: int = 5 * 1024 * 1024
     log_level: str = "INFO"
     bootstrap_api_key: str | None = None
+    # Who maps stored webhook deliveries into records. "thread": a background thread
+    # of each web process; "process": the mapper process gunicorn runs beside its
+    # workers (the default under service/gunicorn_conf.py); "off": only a
+    # `customer-metrics webhooks map --follow` you run yourself.
+    webhook_mapper: str = "thread"
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -44,10 +50,14 @@ class Settings:
         currency = env.get("REPORTING_CURRENCY", "USD").strip().upper()
         if currency_exponent(currency) is None:
             raise ConfigError(f"REPORTING_CURRENCY {currency!r} is not an ISO 4217 code")
+        mapper = env.get("WEBHOOK_MAPPER", cls.webhook_mapper).strip().lower()
+        if mapper not in WEBHOOK_MAPPERS:
+            raise ConfigError(f"WEBHOOK_MAPPER must be one of {', '.join(WEBHOOK_MAPPERS)}")
         return cls(
             database_url=env.get("DATABASE_URL") or cls.database_url,
             reporting_currency=currency,
             max_body_bytes=_int_env(env, "MAX_BODY_BYTES", cls.max_body_bytes),
             log_level=env.get("LOG_LEVEL", "INFO").upper(),
             bootstrap_api_key=env.get("BOOTSTRAP_API_KEY") or None,
+            webhook_mapper=mapper,
         )

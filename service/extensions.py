@@ -8,6 +8,8 @@ from service.config import Settings
 from service.db import Database
 from service.ingestion.records import RecordParser
 from service.metrics import ReportCache
+from service.webhooks.mapper import BackgroundMapper
+from service.webhooks.sender_cache import SenderCache
 
 
 def database() -> Database:
@@ -27,4 +29,15 @@ def record_parser() -> RecordParser:
 
 def report_cache() -> ReportCache:
     cache: ReportCache = current_app.extensions["customer_metrics.reports"]
+    return cache
+
+
+def delivery_mapper() -> BackgroundMapper | None:
+    """This process's background mapper; None when WEBHOOK_MAPPER=off."""
+    mapper: BackgroundMapper | None = current_app.extensions["customer_metrics.mapper"]
+    return mapper
+
+
+def sender_cache() -> SenderCache:
+    cache: SenderCache = current_app.extensions["customer_metrics.senders"]
     return cache

@@ -24,3 +24,33 @@ limit_request_field_size = 16384
 # gunicorn 25.1+ opens a control socket under $HOME by default; the container's
 # system user may have no home, and the service does not use `gunicornc`.
 control_socket_disable = True
+
+# Webhook deliveries are mapped into records by one process beside the workers
+# (service/webhooks/mapper_process.py), unless WEBHOOK_MAPPER says otherwise:
+# "thread" maps in a thread of each worker, "off" leaves it to a
+# `customer-metrics webhooks map --follow` you run yourself.
+webhook_mapper = os.environ.setdefault("WEBHOOK_MAPPER", "process")
+_mapper_process = None
+
+
+def when_ready(server):  # type: ignore[no-untyped-def]
+    global _mapper_process
+    if webhook_mapper == "process":
+        from service.webhooks.mapper_process import MapperProcess
+
+        _mapper_process = MapperProcess()
+        _mapper_process.start()
+
+
+def on_exit(server):  # type: ignore[no-untyped-def]
+    if _mapper_process is not None:
+        _mapper_process.stop()
+
+
+def post_worker_init(worker):  # type: ignore[no-untyped-def]
+    """With WEBHOOK_MAPPER=thread: start the worker's mapper thread now, so deliveries
+    a stopped worker left get mapped."""
+    extensions = getattr(worker.wsgi, "extensions", {})
+    mapper = extensions.get("customer_metrics.mapper")
+    if mapper is not None:
+        mapper.start()

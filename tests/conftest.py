@@ -150,12 +150,22 @@ def database_url(backend: str, empty_database_url: Any) -> str:
 
 @pytest.fixture
 def settings(database_url: str) -> Settings:
-    return Settings(database_url=database_url, reporting_currency="USD", max_body_bytes=256_000)
+    # No mapper thread: the test client maps stored deliveries right after each answer
+    # (tests/webhook_support.py); tests/test_webhook_mapper.py runs the thread itself.
+    return Settings(
+        database_url=database_url,
+        reporting_currency="USD",
+        max_body_bytes=256_000,
+        webhook_mapper="off",
+    )
 
 
 @pytest.fixture
 def app(settings: Settings) -> Iterator[Flask]:
+    from tests.webhook_support import MappingClient
+
     app = create_app(settings)
+    app.test_client_class = MappingClient
     yield app
     _empty_tables(app.extensions["customer_metrics.db"])
     app.extensions["customer_metrics.db"].engine.dispose()

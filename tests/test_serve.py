@@ -15,6 +15,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from tests.webhook_payloads import SHOP, SHOPIFY_SECRET, body_of, shopify_headers, shopify_order
+from tests.webhook_support import add_sender
+
 SERVE = [sys.executable, "-c", "from service.cli import main; main()", "serve"]
 
 
@@ -127,3 +130,55 @@ def test_serve_ensures_the_bootstrap_key_on_the_configured_database(tmp_path, ap
         assert _call(f"{base}/v1/orders/api/1001", key)[0] == 200
     finally:
         _stop(process)
+
+
+def _descendant_mappers(pid: int) -> list[int]:
+    """`webhooks map` processes started below `pid` (by any of its threads)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        if parent == pid and b"webhooks map --follow" in command:
+            found.append(int(entry.name))
+    return found
+
+
+def _post_webhook(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, Any]:
+    request = urllib.request.Request(url, data=body, method="POST", headers=headers)
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return response.status, json.loads(response.read())
+
+
+def test_serve_maps_webhook_deliveries_in_a_mapper_process_it_stops_on_exit(
+    tmp_path, db, database_url
+):
+    key = "cm_bootstrap-key-for-tests-0123456789"
+    add_sender(db, "shopify", SHOP, SHOPIFY_SECRET)
+    env = {"DATABASE_URL": database_url, "BOOTSTRAP_API_KEY": key}
+    env.pop("WEBHOOK_MAPPER", None)
+    base, process = _serve(tmp_path, env)
+    try:
+        _wait_until_ready(base, process)
+        deadline = time.monotonic() + 15
+        while not (mappers := _descendant_mappers(process.pid)):
+            assert time.monotonic() < deadline, "no mapper process beside gunicorn"
+            time.sleep(0.1)
+        body = body_of(shopify_order(4242, guest=True))
+        headers = shopify_headers("orders/create", body, "serve-wh-1")
+        status, answer = _post_webhook(f"{base}/v1/webhooks/shopify", body, headers)
+        assert (status, answer["status"]) == (200, "received")
+        deadline = time.monotonic() + 15  # the mapper looks every second
+        while _call(f"{base}/v1/orders/shopify:{SHOP}/4242", key)[0] != 200:
+            assert time.monotonic() < deadline, "the delivery was not mapped"
+            time.sleep(0.1)
+    finally:
+        _stop(process)
+    deadline = time.monotonic() + 15
+    while any(Path(f"/proc/{pid}").exists() for pid in mappers):
+        assert time.monotonic() < deadline, "the mapper process outlived serve"
+        time.sleep(0.1)

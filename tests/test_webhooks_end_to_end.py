@@ -296,7 +296,7 @@ def test_the_same_signed_delivery_sent_by_eight_clients_at_once_is_stored_and_ap
 
     assert all(code == 200 for code, _ in answers), answers
     outcomes = sorted(json.loads(text)["status"] for _, text in answers)
-    assert outcomes == ["duplicate"] * (THREADS - 1) + ["processed"], answers
+    assert outcomes == ["duplicate"] * (THREADS - 1) + ["received"], answers
     assert delivery_count(db) == 1
     with db.sessions() as session:
         assert session.scalar(select(func.count()).select_from(Order)) == 1

@@ -79,7 +79,7 @@ def test_the_ping_sent_on_webhook_creation_gets_a_200_and_stores_nothing(
     )
 
     assert response.status_code == 200  # WooCommerce accepts exactly 200, nothing else
-    assert response.json == {"delivery_id": None, "status": "ping", "detail": None}
+    assert response.json == {"delivery_id": None, "status": "ping"}
     assert delivery_count(db) == 0
 
 

@@ -1,8 +1,9 @@
 """/v1/webhooks: Shopify, WooCommerce and Standard Webhooks senders.
 
-Every delivery is verified over its raw bytes, then committed before the answer;
-a verified delivery always gets a 2xx, even when it cannot be turned into records
-(it is kept with its error, for `customer-metrics webhooks replay`).
+Every delivery is verified over its raw bytes, then committed before the answer,
+which is all a sender waits for: the background mapper turns it into records
+right after (`service.webhooks.mapper`). A delivery that cannot be turned into
+records is kept with its error, for `customer-metrics webhooks replay`.
 """
 
 from __future__ import annotations
@@ -10,20 +11,23 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
 from flask import request
 from flask_smorest import Blueprint
+from sqlalchemy import Connection
 
 from service.errors import MalformedBody, Unauthenticated
-from service.extensions import database, record_parser
+from service.extensions import database, delivery_mapper, sender_cache
 from service.jsonio import loads_exact
 from service.schemas.webhooks import DeliveryResult
-from service.webhooks.deliveries import Delivery, receive_delivery
+from service.webhooks.deliveries import Delivery, Outcome, store_delivery
 from service.webhooks.signatures import SignatureRejected, verify_body_signature, verify_standard
-from service.webhooks.sources import Sender, senders
+from service.webhooks.sources import Sender
 
 log = logging.getLogger(__name__)
 
@@ -66,13 +70,19 @@ def shopify() -> dict[str, Any]:
     """
     topic = _header("X-Shopify-Topic")
     key = _header("X-Shopify-Webhook-Id")
-    sender = _one_sender("shopify", _header("X-Shopify-Shop-Domain").lower())
+    shop = _header("X-Shopify-Shop-Domain").lower()
     body = request.get_data(cache=False)
-    _verify(
-        sender,
-        lambda: verify_body_signature(sender.secrets, body, _optional("X-Shopify-Hmac-Sha256")),
+    signature = _optional("X-Shopify-Hmac-Sha256")
+    return _accept(
+        _Arrival(
+            "shopify",
+            shop,
+            lambda sender: verify_body_signature(sender.secrets, body, signature),
+            key,
+            topic,
+            body,
+        )
     )
-    return _receive(sender, key, topic, body)
 
 
 @blp.post("/woocommerce")
@@ -85,17 +95,22 @@ def woocommerce() -> dict[str, Any]:
     de-duplicated on webhook id, topic and a hash of the body.
     """
     body = request.get_data(cache=False)
-    if _optional("X-WC-Webhook-Signature") is None and WOOCOMMERCE_PING.fullmatch(body.strip()):
-        return {"delivery_id": None, "status": "ping", "detail": None}
+    signature = _optional("X-WC-Webhook-Signature")
+    if signature is None and WOOCOMMERCE_PING.fullmatch(body.strip()):
+        return {"delivery_id": None, "status": "ping"}
     topic = _header("X-WC-Webhook-Topic")
     site = urlsplit(_header("X-WC-Webhook-Source")).hostname or ""
-    sender = _one_sender("woocommerce", site)
-    _verify(
-        sender,
-        lambda: verify_body_signature(sender.secrets, body, _optional("X-WC-Webhook-Signature")),
-    )
     key = f"{_header('X-WC-Webhook-ID')}:{topic}:{hashlib.sha256(body).hexdigest()}"
-    return _receive(sender, key, topic, body)
+    return _accept(
+        _Arrival(
+            "woocommerce",
+            site,
+            lambda sender: verify_body_signature(sender.secrets, body, signature),
+            key,
+            topic,
+            body,
+        )
+    )
 
 
 @blp.post("/standard")
@@ -110,45 +125,81 @@ def standard() -> dict[str, Any]:
     body = request.get_data(cache=False)
     message_id, timestamp = _optional("webhook-id"), _optional("webhook-timestamp")
     signature, now = _optional("webhook-signature"), datetime.now(UTC)
-    reasons = []
-    for sender in _senders("standard", None):
+
+    def verify(sender: Sender) -> str:
+        return verify_standard(sender.secrets, message_id, timestamp, body, signature, now)
+
+    arrival = _Arrival("standard", None, verify, str(message_id), _standard_type(body), body, now)
+    return _accept(arrival)
+
+
+@dataclass
+class _Arrival:
+    """A delivery as it arrived, before any sender's secret has verified it."""
+
+    kind: str
+    name: str | None  # the sender it names; None: any sender of the kind (Standard Webhooks)
+    verify: Callable[[Sender], str]  # returns the secret that verifies it, or raises
+    key: str
+    topic: str
+    body: bytes
+    now: datetime = field(default_factory=lambda: datetime.now(UTC))
+    rejections: list[str] = field(default_factory=list)
+
+    def refusal(self) -> str:
+        if self.rejections:
+            return self.rejections[0]
+        if self.name is None:
+            return "no Standard Webhooks sender is configured"
+        return f"no {self.kind} webhook sender named {self.name!r} is configured"
+
+
+def _accept(arrival: _Arrival) -> dict[str, Any]:
+    """Store a delivery that a sender's secret verifies (else refuse it), then answer.
+
+    Tried first with the secrets this process remembers, then with fresh ones.
+    """
+    with database().autocommitting() as connection:
+        outcome = _store_verified(connection, arrival, fresh=False) or _store_verified(
+            connection, arrival, fresh=True
+        )
+    if outcome is None:
+        _refuse(arrival.kind, arrival.name or "any", arrival.refusal())
+    mapper = delivery_mapper()  # the delivery is committed: the mapper takes it from here
+    if mapper is not None and outcome.status == "received":
+        mapper.wake()
+    return {"delivery_id": outcome.delivery_pk, "status": outcome.status}
+
+
+def _store_verified(connection: Connection, arrival: _Arrival, fresh: bool) -> Outcome | None:
+    """The stored delivery; None if no sender's secret verifies it (see `rejections`), or a
+    remembered secret did but is no longer valid (or the delivery is a duplicate)."""
+    found = sender_cache().senders(connection, arrival.kind, arrival.name, arrival.now, fresh)
+    for sender in found:
         try:
-            verify_standard(sender.secrets, message_id, timestamp, body, signature, now)
+            secret = arrival.verify(sender)
         except SignatureRejected as rejected:
-            reasons.append(str(rejected))
+            arrival.rejections.append(str(rejected))
             continue
-        topic = _standard_type(body)
-        return _receive(sender, str(message_id), topic, body)
-    _refuse(
-        "standard", "any", reasons[0] if reasons else "no Standard Webhooks sender is configured"
-    )
-    raise AssertionError  # _refuse raises
+        delivery = Delivery(
+            sender.pk,
+            sender.kind,
+            sender.record_source,
+            arrival.key,
+            arrival.topic,
+            arrival.body,
+            _kept_headers(),
+        )
+        remembered = None if fresh else sender.secret_pk(secret)
+        return store_delivery(connection, delivery, arrival.now, remembered)
+    return None
 
 
-def _receive(sender: Sender, key: str, topic: str, body: bytes) -> dict[str, Any]:
-    headers = {
-        k.lower(): v for k, v in request.headers.items() if k.lower().startswith(KEPT_HEADERS)
-    }
-    delivery = Delivery(sender.pk, sender.kind, sender.record_source, key, topic, body, headers)
-    outcome = receive_delivery(database(), delivery, record_parser(), datetime.now(UTC))
-    return {"delivery_id": outcome.delivery_pk, "status": outcome.status, "detail": outcome.detail}
+def _kept_headers() -> dict[str, str]:
+    return {k.lower(): v for k, v in request.headers.items() if k.lower().startswith(KEPT_HEADERS)}
 
 
-def _one_sender(kind: str, name: str) -> Sender:
-    found = _senders(kind, name)
-    if not found:
-        _refuse(kind, name, f"no {kind} webhook sender named {name!r} is configured")
-    return found[0]
-
-
-def _verify(sender: Sender, check: Any) -> None:
-    try:
-        check()
-    except SignatureRejected as rejected:
-        _refuse(sender.kind, sender.name, str(rejected))
-
-
-def _refuse(kind: str, name: str, reason: str) -> None:
+def _refuse(kind: str, name: str, reason: str) -> NoReturn:
     log.warning("webhook refused", extra={"webhook_kind": kind, "sender": name, "reason": reason})
     raise Unauthenticated(f"Webhook refused: {reason}. Nothing was stored.")
 
@@ -175,8 +226,3 @@ def _header(name: str) -> str:
 def _optional(name: str) -> str | None:
     value = request.headers.get(name)
     return value.strip() if value and value.strip() else None
-
-
-def _senders(kind: str, name: str | None) -> list[Sender]:
-    with database().sessions() as session:
-        return senders(session, kind, name, datetime.now(UTC))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import time
 from datetime import UTC, datetime, timedelta
 
 import click
@@ -17,6 +20,8 @@ from service.models import (
     WebhookSource,
 )
 from service.webhooks.deliveries import replay_delivery
+from service.webhooks.mapper import POLL_SECONDS
+from service.webhooks.mapping import map_all_received
 from service.webhooks.sources import (
     add_source,
     find_source,
@@ -26,6 +31,7 @@ from service.webhooks.sources import (
 )
 
 KIND = click.Choice(WEBHOOK_KINDS)
+log = logging.getLogger(__name__)
 
 
 @click.group()
@@ -159,6 +165,34 @@ def replay(delivery_ids: tuple[int, ...], all_failed: bool) -> None:
         click.echo(f"{delivery_id}: {outcome.status}{detail}")
     if still_failing:
         raise SystemExit(1)
+
+
+@webhooks.command(name="map")
+@click.option("--follow", is_flag=True, help="Keep mapping new deliveries until stopped.")
+@click.option("--nice", type=int, default=0, help="Lower this process's priority by N.")
+@with_appcontext
+def map_deliveries(follow: bool, nice: int) -> None:
+    """Map received deliveries into records (what `serve` runs beside gunicorn).
+
+    With --follow it looks every second, and stops when the process that started
+    it does.
+    """
+    if nice:
+        os.nice(nice)
+    parent = os.getppid()
+    while True:
+        counts = map_all_received(database(), record_parser())
+        if follow:
+            if counts:
+                log.info("webhook deliveries mapped", extra={"mapped": dict(counts)})
+        elif counts is None:
+            click.echo("another mapper is at work", err=True)
+        else:
+            summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+            click.echo(f"mapped: {summary or 'nothing was waiting'}")
+        if not follow or os.getppid() != parent:
+            return
+        time.sleep(POLL_SECONDS)
 
 
 def _source(session: object, kind: str, name: str) -> WebhookSource:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-DELIVERY_OUTCOMES = ("processed", "ignored", "failed", "duplicate", "ping")
+DELIVERY_OUTCOMES = ("received", "duplicate", "ping")
 
 
 class DeliveryResult(Schema):
@@ -15,9 +15,9 @@ class DeliveryResult(Schema):
         required=True,
         validate=validate.OneOf(DELIVERY_OUTCOMES),
         metadata={
-            "description": "processed: records stored; ignored: nothing the metrics use; "
-            "failed: stored, not mapped (see `detail`; replay with the CLI); duplicate: "
-            "this delivery was stored before, nothing changed."
+            "description": "received: stored; the service turns it into records right "
+            "after answering (`customer-metrics webhooks deliveries` shows how that went); "
+            "duplicate: this delivery was stored before, nothing changed; ping: "
+            "WooCommerce's creation ping, nothing stored."
         },
     )
-    detail = fields.String(allow_none=True)

@@ -1,11 +1,10 @@
-"""Deliveries: stored raw, then turned into records, in one transaction with a savepoint.
+"""Deliveries: committed raw as they arrive, turned into records right after.
 
-The raw delivery is inserted (unique on sender and delivery key) and mapped
-inside a savepoint; if mapping fails, only the savepoint is rolled back and the
-delivery is kept with its error. Either way the transaction commits before the
-sender gets its answer, so an acknowledged delivery is never lost, and a
-duplicate finds the stored one and changes nothing. `replay` maps a stored
-delivery again (`customer-metrics webhooks replay`).
+`store_delivery` is all a sender waits for: one insert (unique on sender and
+delivery key), committed before the answer, so an acknowledged delivery is never lost and a
+duplicate finds the stored one and changes nothing. Mapping the stored
+deliveries into records is `service.webhooks.mapping`'s job; `replay_delivery`
+maps one stored delivery again (`customer-metrics webhooks replay`).
 """
 
 from __future__ import annotations
@@ -16,17 +15,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import JSON, Connection, LargeBinary, bindparam, text, update
 from sqlalchemy.orm import Session
 
-from service.db import Database
+from service.db import Database, UTCDateTime
 from service.errors import Problem
 from service.ingestion.records import RecordParser
-from service.ingestion.sql import is_postgresql
 from service.jsonio import loads_exact
 from service.models import WebhookDelivery, WebhookSource
-from service.webhooks.apply import apply_changes
+from service.webhooks.apply import ParsedChanges, apply_parsed, parse_changes
 from service.webhooks.changes import MappingFailed, RecordChanges
 from service.webhooks.shopify import map_shopify
 from service.webhooks.standard import map_standard
@@ -39,12 +36,47 @@ MAPPERS: dict[str, Callable[[str, Any, str], RecordChanges]] = {
     "woocommerce": map_woocommerce,
     "standard": lambda _topic, payload, source: map_standard(payload, source),
 }
+# What a mapping failure may be: the payload, or a record in it, is not one we can store.
+EXPECTED_FAILURES = (MappingFailed, Problem, ValueError)
+
+
+# Every delivery runs one of these: plain SQL, built once, is the cheapest to run.
+_COLUMNS = "source_pk, delivery_key, topic, body, headers, received_at, status, attempts"
+_VALUES = ":source_pk, :key, :topic, :body, :headers, :now, 'received', 0"
+_TYPES = (
+    bindparam("body", type_=LargeBinary),
+    bindparam("headers", type_=JSON),
+    bindparam("now", type_=UTCDateTime),
+)
+_INSERT_NEW = text(
+    f"""
+    INSERT INTO webhook_deliveries ({_COLUMNS}) VALUES ({_VALUES})
+    ON CONFLICT (source_pk, delivery_key) DO NOTHING
+    RETURNING pk
+    """
+).bindparams(*_TYPES)
+_INSERT_IF_SECRET_VALID = text(
+    f"""
+    INSERT INTO webhook_deliveries ({_COLUMNS})
+    SELECT {_VALUES}
+    WHERE EXISTS (
+      SELECT 1 FROM webhook_secrets
+      WHERE pk = :secret_pk AND source_pk = :source_pk
+        AND (expires_at IS NULL OR expires_at > :now)
+    )
+    ON CONFLICT (source_pk, delivery_key) DO NOTHING
+    RETURNING pk
+    """
+).bindparams(*_TYPES)
+_STORED_PK = text(
+    "SELECT pk FROM webhook_deliveries WHERE source_pk = :source_pk AND delivery_key = :key"
+)
 
 
 @dataclass(frozen=True)
 class Outcome:
     delivery_pk: int
-    status: str  # processed | ignored | failed | duplicate
+    status: str  # received | duplicate (on arrival); processed | ignored | failed (mapped)
     detail: str | None = None
 
 
@@ -61,27 +93,37 @@ class Delivery:
     headers: dict[str, str]
 
 
-def receive_delivery(
-    database: Database, delivery: Delivery, parser: RecordParser, now: datetime
-) -> Outcome:
-    """Store the delivery and turn it into records; committed when this returns."""
-    with database.transaction() as session:
-        pk = _insert_new(session, delivery, now)
-        if pk is None:  # stored before: a retry, or a concurrent copy that committed first
-            return Outcome(_stored_pk(session, delivery), "duplicate")
-        status, detail = _map_in_savepoint(
-            session,
-            delivery.kind,
-            delivery.record_source,
-            delivery.topic,
-            delivery.body,
-            parser,
-            now,
-        )
-        _mark(session, pk, status, detail, now)
-    if status == "failed":
-        log.warning("webhook delivery %s failed: %s", pk, detail)
-    return Outcome(pk, status, detail)
+def store_delivery(
+    connection: Connection,
+    delivery: Delivery,
+    now: datetime,
+    remembered_secret: int | None = None,
+) -> Outcome | None:
+    """Store the delivery as received, or find the copy stored before.
+
+    Stored once the caller's transaction commits, which must happen before the
+    sender gets its answer. `remembered_secret` is the pk of a secret read
+    earlier (`SenderCache`) that verified the delivery: then the delivery is
+    stored only if that secret is still valid, checked in the same statement,
+    and None means it was not (or the delivery is a duplicate): verify it
+    against fresh secrets and store it again without `remembered_secret`.
+    """
+    params = {
+        "source_pk": delivery.source_pk,
+        "key": delivery.key[:255],
+        "topic": delivery.topic[:255],
+        "body": delivery.body,
+        "headers": delivery.headers,
+        "now": now,
+        "secret_pk": remembered_secret,
+    }
+    if remembered_secret is not None:
+        pk = connection.execute(_INSERT_IF_SECRET_VALID, params).scalar_one_or_none()
+        return None if pk is None else Outcome(int(pk), "received")
+    pk = connection.execute(_INSERT_NEW, params).scalar_one_or_none()
+    if pk is None:  # stored before: a retry, or a concurrent copy that committed first
+        return Outcome(int(connection.execute(_STORED_PK, params).scalar_one()), "duplicate")
+    return Outcome(int(pk), "received")
 
 
 def replay_delivery(
@@ -94,14 +136,24 @@ def replay_delivery(
             return Outcome(delivery_pk, "failed", f"no delivery {delivery_pk}")
         source = session.get(WebhookSource, delivery.source_pk)
         assert source is not None  # the foreign key holds
-        status, detail = _map_in_savepoint(
+        status, detail = map_in_savepoint(
             session, source.kind, source.record_source, delivery.topic, delivery.body, parser, now
         )
-        _mark(session, delivery_pk, status, detail, now)
+        mark(session, [delivery_pk], status, detail, now)
     return Outcome(delivery_pk, status, detail)
 
 
-def _map_in_savepoint(
+def changes_of(
+    kind: str, record_source: str, topic: str, body: bytes, parser: RecordParser
+) -> ParsedChanges | str:
+    """What a delivery asks, parsed; or why it asks nothing (raises when it cannot be mapped)."""
+    changes = MAPPERS[kind](topic, loads_exact(body), record_source)
+    if changes.ignored is not None:
+        return changes.ignored
+    return parse_changes(changes, record_source, parser)
+
+
+def map_in_savepoint(
     session: Session,
     kind: str,
     record_source: str,
@@ -110,59 +162,30 @@ def _map_in_savepoint(
     parser: RecordParser,
     now: datetime,
 ) -> tuple[str, str | None]:
+    """Map and apply one delivery; a failure rolls back only what it did."""
     try:
         with session.begin_nested():
-            changes = MAPPERS[kind](topic, loads_exact(body), record_source)
-            reason = changes.ignored
-            if reason is None:
-                reason = apply_changes(session, changes, record_source, parser, now)
+            parsed = changes_of(kind, record_source, topic, body, parser)
+            reason = parsed if isinstance(parsed, str) else apply_parsed(session, [parsed], now)[0]
         return ("ignored", reason) if reason else ("processed", None)
-    except (MappingFailed, Problem, ValueError) as failure:
-        return "failed", str(getattr(failure, "detail", None) or failure)
+    except EXPECTED_FAILURES as failure:
+        return "failed", failure_detail(failure)
     except Exception as failure:  # a bug must not lose the delivery: keep it, log it
         log.exception("a webhook delivery could not be mapped")
         return "failed", f"internal error: {type(failure).__name__}"
 
 
-def _insert_new(session: Session, delivery: Delivery, now: datetime) -> int | None:
-    """The new delivery's pk, or None if one with the same key is stored."""
-    dialect = postgresql if is_postgresql(session) else sqlite
-    statement = (
-        dialect.insert(WebhookDelivery)
-        .values(
-            source_pk=delivery.source_pk,
-            delivery_key=delivery.key[:255],
-            topic=delivery.topic[:255],
-            body=delivery.body,
-            headers=delivery.headers,
-            received_at=now,
-            status="received",
-            attempts=0,
-        )
-        .on_conflict_do_nothing(index_elements=["source_pk", "delivery_key"])
-        .returning(WebhookDelivery.pk)
-    )
-    pk = session.execute(statement).scalar_one_or_none()
-    return None if pk is None else int(pk)
+def failure_detail(failure: Exception) -> str:
+    return str(getattr(failure, "detail", None) or failure)
 
 
-def _stored_pk(session: Session, delivery: Delivery) -> int:
-    return int(
-        session.execute(
-            select(WebhookDelivery.pk).where(
-                WebhookDelivery.source_pk == delivery.source_pk,
-                WebhookDelivery.delivery_key == delivery.key[:255],
-            )
-        ).scalar_one()
-    )
-
-
-def _mark(
-    session: Session, delivery_pk: int, status: str, error: str | None, now: datetime
+def mark(
+    session: Session, delivery_pks: list[int], status: str, error: str | None, now: datetime
 ) -> None:
+    """Record the outcome of mapping these deliveries (one more attempt each)."""
     session.execute(
         update(WebhookDelivery)
-        .where(WebhookDelivery.pk == delivery_pk)
+        .where(WebhookDelivery.pk.in_(delivery_pks))
         .values(
             status=status,
             error=error,

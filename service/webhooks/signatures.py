@@ -27,16 +27,21 @@ def body_signature(secret: str, body: bytes) -> str:
     return base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
 
 
-def verify_body_signature(secrets: Iterable[str], body: bytes, header: str | None) -> None:
-    """Shopify (X-Shopify-Hmac-Sha256) and WooCommerce (X-WC-Webhook-Signature)."""
+def verify_body_signature(secrets: Iterable[str], body: bytes, header: str | None) -> str:
+    """Shopify (X-Shopify-Hmac-Sha256) and WooCommerce (X-WC-Webhook-Signature).
+
+    Returns the secret that signed the body.
+    """
     if not header:
         raise SignatureRejected("the signature header is missing")
     given = header.strip().encode()
-    # WooCommerce signs with the secret after decoding HTML entities; for a secret
-    # without any the two are the same.
-    candidates = {key for secret in secrets for key in (secret, html.unescape(secret))}
-    if not any(hmac.compare_digest(body_signature(k, body).encode(), given) for k in candidates):
-        raise SignatureRejected("the signature does not match any secret of this sender")
+    for secret in secrets:
+        # WooCommerce signs with the secret after decoding HTML entities; for a secret
+        # without any the two are the same.
+        for key in dict.fromkeys((secret, html.unescape(secret))):
+            if hmac.compare_digest(body_signature(key, body).encode(), given):
+                return secret
+    raise SignatureRejected("the signature does not match any secret of this sender")
 
 
 def standard_signature(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
@@ -53,8 +58,11 @@ def verify_standard(
     body: bytes,
     header: str | None,
     now: datetime,
-) -> None:
-    """Standard Webhooks v1: headers present, timestamp within 5 minutes, one entry matching."""
+) -> str:
+    """Standard Webhooks v1: headers present, timestamp within 5 minutes, one entry matching.
+
+    Returns the secret that signed the message.
+    """
     if not message_id or not timestamp or not header:
         raise SignatureRejected("webhook-id, webhook-timestamp and webhook-signature are required")
     try:
@@ -70,7 +78,7 @@ def verify_standard(
         except ValueError:
             continue  # a malformed stored secret matches nothing
         if any(hmac.compare_digest(expected, entry) for entry in given):
-            return
+            return secret
     raise SignatureRejected("no webhook-signature entry matches a secret of this sender")
 
 
