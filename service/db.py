@@ -87,7 +87,10 @@ def make_engine(url: str) -> Engine:
         event.listen(engine, "connect", _disable_pysqlite_transactions)
         event.listen(engine, "begin", _begin_sqlite)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    # No pre-ping: it would cost a round trip per request. A connection lost to a
+    # server restart fails one request with a 503 (service/errors.py), and SQLAlchemy
+    # then replaces every pooled connection made before the loss.
+    return create_engine(url, pool_size=5, max_overflow=5)
 
 
 def _begin_sqlite(connection: Any) -> None:

@@ -8,6 +8,7 @@ from http import HTTPStatus
 from typing import Any
 
 from flask import Flask, Response, g, json
+from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
@@ -123,6 +124,24 @@ def render_unexpected(error: Exception) -> Response:
     )
 
 
+def render_database_error(error: DBAPIError) -> Response:
+    """A lost database connection (the server restarted, say) is a 503 to retry.
+
+    SQLAlchemy has by then dropped every pooled connection made before the loss,
+    so the retry gets a fresh one. (Checking each connection before use would
+    cost a round trip on every request.) Any other database error is a bug.
+    """
+    if not error.connection_invalidated:
+        return render_unexpected(error)
+    log.warning("the database connection was lost; the pool reconnects", exc_info=error)
+    return problem_response(
+        503,
+        "database-unavailable",
+        "The connection to the database was lost; nothing was stored. Retry the request.",
+        headers={"Retry-After": "1"},
+    )
+
+
 def _http_detail(error: HTTPException) -> str:
     data = getattr(error, "data", None) or {}
     if "message" in data:
@@ -153,4 +172,5 @@ def _webargs_errors(data: Mapping[str, Any] | None) -> list[dict[str, str]]:
 def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(Problem, render_problem)
     app.register_error_handler(HTTPException, render_http_exception)
+    app.register_error_handler(DBAPIError, render_database_error)
     app.register_error_handler(Exception, render_unexpected)

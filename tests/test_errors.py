@@ -6,7 +6,8 @@ import json
 import re
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import NullPool, create_engine, select, text
 
 from service.auth import revoke_key
 from service.models import ApiKey
@@ -270,6 +271,34 @@ def test_an_unexpected_error_is_a_500_problem_that_reveals_nothing(app, client):
     assert "secret detail" not in text
     assert "Traceback" not in text
     assert "RuntimeError" not in text
+
+
+# 503
+
+
+def test_a_lost_database_connection_is_a_503_to_retry_and_the_retry_succeeds(
+    client, keys, db, backend
+):
+    if backend == "sqlite":
+        pytest.skip("an SQLite file has no server connection to lose")
+    headers = keys.read
+    assert client.get("/v1/orders", headers=headers).status_code == 200  # a pooled connection
+    # What a server restart does to the pool's connections: the server ends them.
+    admin = create_engine(db.engine.url, poolclass=NullPool)
+    with admin.connect() as connection:
+        connection.execute(
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        )
+
+    lost = client.get("/v1/orders", headers=headers)
+
+    body = assert_problem(lost, 503, "database-unavailable")
+    assert lost.headers["Retry-After"] == "1"
+    assert "Retry" in body["detail"]
+    assert client.get("/v1/orders", headers=headers).status_code == 200
 
 
 # X-Request-ID

@@ -360,3 +360,24 @@ def test_a_new_secret_verifies_at_once_though_the_sender_is_remembered(
             client, "orders/create", shopify_order(7801), secret="second", shop=IN_ONE_PASS
         )
     )
+
+
+def test_a_delivery_is_stored_with_the_platforms_headers_only(
+    client: FlaskClient, db: Database
+) -> None:
+    add_sender(db, "shopify", IN_ONE_PASS, SHOPIFY_SECRET)
+
+    accepted(_post(client, IN_ONE_PASS, "orders/create", shopify_order(7900, guest=True), 0))
+
+    with db.sessions() as session:
+        headers = session.scalar(select(WebhookDelivery.headers))
+    assert headers == {
+        "x-shopify-topic": "orders/create",
+        "x-shopify-hmac-sha256": headers["x-shopify-hmac-sha256"],
+        "x-shopify-shop-domain": IN_ONE_PASS,
+        "x-shopify-api-version": "2026-07",
+        "x-shopify-webhook-id": f"{IN_ONE_PASS}-0",
+        "x-shopify-triggered-at": "2024-03-01T10:00:05.000000Z",
+        "x-shopify-event-id": f"evt-{IN_ONE_PASS}-0",
+    }
+    assert len(headers["x-shopify-hmac-sha256"]) == 44  # base64 of 32 bytes

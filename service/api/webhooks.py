@@ -39,7 +39,8 @@ blp = Blueprint(
 )
 
 WOOCOMMERCE_PING = re.compile(rb"webhook_id=[0-9]+")
-KEPT_HEADERS = ("x-shopify-", "x-wc-webhook-", "webhook-")
+# The platform headers kept with a delivery, as WSGI names them (HTTP_X_SHOPIFY_TOPIC).
+KEPT_HEADERS = ("HTTP_X_SHOPIFY_", "HTTP_X_WC_WEBHOOK_", "HTTP_WEBHOOK_")
 
 
 def _documented(scheme: str) -> Any:
@@ -196,7 +197,13 @@ def _store_verified(connection: Connection, arrival: _Arrival, fresh: bool) -> O
 
 
 def _kept_headers() -> dict[str, str]:
-    return {k.lower(): v for k, v in request.headers.items() if k.lower().startswith(KEPT_HEADERS)}
+    """The platform's headers, lower-case (x-shopify-topic); read off the WSGI environ,
+    which costs a fraction of building every header."""
+    return {
+        name[5:].replace("_", "-").lower(): value
+        for name, value in request.environ.items()
+        if name.startswith(KEPT_HEADERS)
+    }
 
 
 def _refuse(kind: str, name: str, reason: str) -> NoReturn:
