@@ -111,6 +111,37 @@ def test_the_counted_orders_index_is_partial(engine, backend):
     assert "status" in str(where) and "completed" in str(where) and "test" in str(where)
 
 
+def test_only_unsettled_deliveries_are_indexed_by_status(engine, backend):
+    upgrade(engine)
+    (index,) = [
+        i
+        for i in inspect(engine).get_indexes("webhook_deliveries")
+        if i["name"] == "ix_webhook_deliveries_unsettled"
+    ]
+    where = str(index["dialect_options"][f"{backend}_where"])
+    assert "received" in where and "failed" in where and "processed" not in where
+
+
+def test_delivery_bodies_are_compressed_with_lz4_where_postgresql_has_it(engine, backend):
+    if backend == "sqlite":
+        pytest.skip("SQLite stores bodies as they are")
+    upgrade(engine)
+    with engine.connect() as connection:
+        has_lz4 = connection.scalar(
+            text(
+                "SELECT 'lz4' = ANY(enumvals) FROM pg_settings"
+                " WHERE name = 'default_toast_compression'"
+            )
+        )
+        method = connection.scalar(
+            text(
+                "SELECT attcompression FROM pg_attribute"
+                " WHERE attrelid = 'webhook_deliveries'::regclass AND attname = 'body'"
+            )
+        )
+    assert method == ("l" if has_lz4 else "")
+
+
 def test_downgrading_to_base_removes_every_table_and_upgrading_again_works(engine):
     upgrade(engine)
     with engine.begin() as connection:
