@@ -130,8 +130,8 @@ def standard() -> dict[str, Any]:
     def verify(sender: Sender) -> str:
         return verify_standard(sender.secrets, message_id, timestamp, body, signature, now)
 
-    arrival = _Arrival("standard", None, verify, str(message_id), _standard_type(body), body, now)
-    return _accept(arrival)
+    # The topic is the envelope's type: read from the body once a secret verified it.
+    return _accept(_Arrival("standard", None, verify, str(message_id), None, body, now))
 
 
 @dataclass
@@ -142,7 +142,7 @@ class _Arrival:
     name: str | None  # the sender it names; None: any sender of the kind (Standard Webhooks)
     verify: Callable[[Sender], str]  # returns the secret that verifies it, or raises
     key: str
-    topic: str
+    topic: str | None  # None: the Standard Webhooks envelope's type
     body: bytes
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
     rejections: list[str] = field(default_factory=list)
@@ -187,7 +187,7 @@ def _store_verified(connection: Connection, arrival: _Arrival, fresh: bool) -> O
             sender.kind,
             sender.record_source,
             arrival.key,
-            arrival.topic,
+            arrival.topic or _standard_type(arrival.body),  # parsed only once verified
             arrival.body,
             _kept_headers(),
         )
