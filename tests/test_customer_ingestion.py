@@ -91,6 +91,16 @@ def test_a_mixed_batch_counts_each_outcome(api):
     assert response.json == counts(created=2, updated=1, unchanged=1, stale=1)
 
 
+def test_a_version_without_updated_at_lets_the_next_one_in_whatever_its_date(api):
+    api.post("/v1/customers", [customer("c-1", country="PL", updated_at="2024-06-01T00:00:00Z")])
+    batch = [
+        customer("c-1", country="DE"),
+        customer("c-1", country="FR", updated_at="2024-05-01T00:00:00Z"),
+    ]
+    assert api.post("/v1/customers", batch).json == counts(updated=2)
+    assert api.get("/v1/customers/api/c-1").json["country"] == "FR"
+
+
 def test_an_older_updated_at_is_ignored_as_stale(api):
     api.post("/v1/customers", [customer("c-1", country="PL", updated_at="2024-03-02T12:00:00Z")])
     response = api.post(

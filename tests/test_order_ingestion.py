@@ -80,6 +80,19 @@ def test_within_one_batch_later_records_apply_in_order(api):
     assert api.get("/v1/orders/api/o-1").json["status"] == "completed"
 
 
+def test_a_version_without_updated_at_lets_the_next_one_in_whatever_its_date(api):
+    # Stored: June. The batch's first version has no updated_at, so it replaces June;
+    # the second (May) is then judged against a version without a date, and replaces it.
+    api.post("/v1/orders", [order("o-1", status="pending", updated_at="2024-06-01T00:00:00Z")])
+    batch = [
+        order("o-1", status="cancelled"),
+        order("o-1", status="refunded", updated_at="2024-05-01T00:00:00Z"),
+    ]
+    assert api.post("/v1/orders", batch).json == counts(updated=2)
+    stored = api.get("/v1/orders/api/o-1").json
+    assert (stored["status"], stored["updated_at"]) == ("refunded", "2024-05-01T00:00:00Z")
+
+
 def test_same_id_in_another_source_is_another_order(api):
     api.post("/v1/orders", [order("o-1"), order("o-1", source="shopify:a.myshopify.com")])
     assert api.get("/v1/orders/api/o-1").status_code == 200

@@ -7,6 +7,8 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from service.ingestion.records import RecordInvalid, RecordParser
 from tests.factories import customer, order, spend
@@ -337,3 +339,68 @@ def test_the_customer_channel_and_country_are_normalised():
     assert (record.acquisition_channel, record.country) == ("google ads", "DE")
     blank = USD.customer(customer(acquisition_channel="", country=""))
     assert (blank.acquisition_channel, blank.country) == ("unknown", None)
+
+
+# The straight path for good records must decide exactly as the field-by-field one.
+
+
+def _outcome(parse: Any, raw: dict[str, Any]) -> Any:
+    try:
+        return parse(raw)
+    except RecordInvalid as invalid:
+        return [(e.field, e.message) for e in invalid.errors]
+
+
+_ODD_VALUES = [None, "", " ", 7, True, 1.5, [], {}, "x" * 256, "a\x00b", "\ud800", "é"]
+_ORDER_VALUES = {
+    "id": ["o-1", 42, *_ODD_VALUES],
+    "source": ["shop", *_ODD_VALUES],
+    "customer_id": ["c-1", 7, *_ODD_VALUES],
+    "placed_at": ["2024-03-01T10:00:00Z", "2024-03-01t10:00:00+02:00", "2024-02-30T00:00:00Z"],
+    "currency": ["USD", "usd", " USD ", "EUR", "XYZ", 5],
+    "total": ["20.00", "20", 20, "20.001", "-1", "1e3", "0.30", float("nan")],
+    "refunded": ["0", "5.5", "25.00", "-0.01", 3],
+    "status": ["completed", "pending", "refunded", "cancelled", "Completed", 1],
+    "test": [True, False, "true", "0", " TRUE ", "yes", 0],
+    "updated_at": ["2024-03-02T00:00:00Z", "2024-03-02", "0001-01-01T00:00:00+01:00"],
+    "unknown": ["x"],
+}
+_CUSTOMER_VALUES = {
+    "id": ["c-1", 42, *_ODD_VALUES],
+    "source": ["shop", *_ODD_VALUES],
+    "created_at": ["2024-03-01T10:00:00Z", "2024-03-01T10:00:00", 5],
+    "acquisition_channel": [" Google ", "", "x" * 256, 3, "a\x00"],
+    "country": ["pl", " US ", "", "XX", 7],
+    "attributes": [{"plan": "pro"}, {"n": 1}, [], "{}", {"k" * 256: "v"}],
+    "updated_at": ["2024-03-02T00:00:00Z", "yesterday"],
+    "unknown": ["x"],
+}
+
+
+_MISSING = object()
+
+
+def _raw_records(values: dict[str, list[Any]]) -> Any:
+    """Mostly good records: each field keeps its first (good) value most of the time,
+    else takes one of the others or goes missing."""
+    fields = {
+        name: st.sampled_from([options[0]] * 8 + options[1:] + [_MISSING])
+        for name, options in values.items()
+        if name != "unknown"
+    }
+    fields["unknown"] = st.sampled_from([_MISSING] * 8 + values["unknown"])
+    return st.fixed_dictionaries(fields).map(
+        lambda raw: {name: value for name, value in raw.items() if value is not _MISSING}
+    )
+
+
+@settings(max_examples=400, deadline=None)
+@given(raw=_raw_records(_ORDER_VALUES))
+def test_an_order_is_decided_as_the_field_by_field_check_decides_it(raw):
+    assert _outcome(USD.order, raw) == _outcome(USD.checked_order, raw)
+
+
+@settings(max_examples=300, deadline=None)
+@given(raw=_raw_records(_CUSTOMER_VALUES))
+def test_a_customer_is_decided_as_the_field_by_field_check_decides_it(raw):
+    assert _outcome(USD.customer, raw) == _outcome(USD.checked_customer, raw)

@@ -21,10 +21,10 @@ from werkzeug.test import TestResponse
 from service import create_app
 from service.config import Settings
 from service.db import Database
+from service.ingestion.rounds import in_rounds
 from service.models import Customer, Order, WebhookDelivery, WebhookSecret
 from service.webhooks import apply as apply_module
 from service.webhooks.mapping import MAPPER_LOCK, map_all_received, map_received, waiting
-from service.webhooks.rounds import in_rounds
 from tests.webhook_payloads import (
     SHOPIFY_SECRET,
     body_of,

@@ -37,9 +37,12 @@ def import_command(kind: str, path: str, batch_size: int) -> None:
         def advance(_rows: int) -> None:
             bar.update(raw.tell() - bar.pos)
 
+        def storing(rows: int) -> None:
+            click.echo(f"\nstoring {rows} {kind} in one transaction ...", err=True)
+
         try:
             report = import_csv(
-                database(), KINDS[kind], record_parser(), stream, batch_size, advance
+                database(), KINDS[kind], record_parser(), stream, batch_size, advance, storing
             )
         except CsvHeaderError as exc:
             raise click.ClickException(f"{path}: {exc}") from None

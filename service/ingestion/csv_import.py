@@ -16,6 +16,7 @@ from typing import Any, TextIO
 
 from service.db import Database
 from service.ingestion.batch import RecordKind, parse_record
+from service.ingestion.bulk_orders import OrderStaging
 from service.ingestion.outcome import BatchOutcome
 from service.ingestion.records import (
     CUSTOMER_FIELDS,
@@ -55,8 +56,18 @@ def import_csv(
     stream: TextIO,
     batch_size: int = 1000,
     on_progress: Callable[[int], None] = lambda rows: None,
+    on_storing: Callable[[int], None] = lambda rows: None,
 ) -> ImportReport:
-    """Validate every row, store the good ones batch by batch, report the bad ones."""
+    """Validate every row, store the good ones, report the bad ones.
+
+    Orders on PostgreSQL are stored all at once at the end of the file (see
+    service/ingestion/bulk_orders.py; `on_storing` is told how many); everything
+    else batch by batch as the file is read.
+    """
+    if kind.name == "orders" and database.engine.dialect.name == "postgresql":
+        return _import_orders_at_once(
+            database, kind, parser, stream, batch_size, on_progress, on_storing
+        )
     report = ImportReport()
     # Writers store batches while this thread parses the next ones. On PostgreSQL
     # two writers overlap one's Python work with the other's database work; the
@@ -74,6 +85,30 @@ def import_csv(
                 writers.add(record)
             on_progress(rows_read)
     report.outcome = writers.outcome
+    return report
+
+
+def _import_orders_at_once(
+    database: Database,
+    kind: RecordKind,
+    parser: RecordParser,
+    stream: TextIO,
+    batch_size: int,
+    on_progress: Callable[[int], None],
+    on_storing: Callable[[int], None],
+) -> ImportReport:
+    """Stage every good row while reading, then merge them in the same transaction."""
+    report = ImportReport()
+    with database.transaction() as session:
+        with OrderStaging(session) as staging:
+            for batch, errors, rows_read in _batches(kind, parser, stream, batch_size):
+                report.errors.extend(errors)
+                report.rows += rows_read
+                for record in batch:
+                    staging.add(record)
+                on_progress(rows_read)
+        on_storing(staging.rows)
+        report.outcome = staging.merge(datetime.now(UTC))
     return report
 
 

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from service.ingestion.changes import counted_orders_span, record_change
 from service.ingestion.outcome import BatchOutcome, plan_batch
 from service.ingestion.records import CustomerRecord, group_by_source
+from service.ingestion.rounds import by_occurrence
 from service.ingestion.sql import insert_missing_keys, is_postgresql, restricted_to_keys, upsert
 from service.models import UNKNOWN_CHANNEL, Customer
 
@@ -50,7 +51,20 @@ def _stored(
 def upsert_customers(
     session: Session, records: Sequence[CustomerRecord], now: datetime
 ) -> BatchOutcome:
-    """Store customers by (source, id), following the stale-update rule of METRICS.md §1."""
+    """Store customers by (source, id), following the stale-update rule of METRICS.md §1.
+
+    A customer named twice is stored as if its versions came one after the other.
+    """
+    outcome = BatchOutcome()
+    for round_of_records in by_occurrence(records, lambda r: (r.source, r.id)):
+        outcome.add(_upsert_distinct(session, round_of_records, now))
+    return outcome
+
+
+def _upsert_distinct(
+    session: Session, records: Sequence[CustomerRecord], now: datetime
+) -> BatchOutcome:
+    """`upsert_customers` for records that name each customer once."""
     outcome = BatchOutcome()
     changed_pks: set[int] = set()
     for source, group in sorted(group_by_source(records).items()):

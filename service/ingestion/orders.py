@@ -15,6 +15,7 @@ from service.ingestion.customers import ensure_customers
 from service.ingestion.outcome import BatchOutcome, State, plan_batch, settle
 from service.ingestion.purchase_history import queue_customers
 from service.ingestion.records import OrderRecord, group_by_source
+from service.ingestion.rounds import by_occurrence
 from service.ingestion.sql import restricted_to_keys, upsert
 from service.models import Customer, Order
 
@@ -34,14 +35,28 @@ def upsert_orders(
 
     `known` maps (source, customer id) to customer pks already looked up (by
     `prepare_customers`); other customers are looked up, or created as stubs.
+    An order named twice is stored as if its versions came one after the other.
     """
+    outcome = BatchOutcome()
+    for round_of_records in by_occurrence(records, lambda r: (r.source, r.id)):
+        outcome.add(_upsert_distinct(session, round_of_records, now, known))
+    return outcome
+
+
+def _upsert_distinct(
+    session: Session,
+    records: Sequence[OrderRecord],
+    now: datetime,
+    known: CustomerKeys | None,
+) -> BatchOutcome:
+    """`upsert_orders` for records that name each order once."""
     outcome = BatchOutcome()
     touched_customers: set[int] = set()
     touched_times: list[datetime] = []
     for source, group in sorted(group_by_source(records).items()):
         stored = _stored(session, source, {r.id for r in group})
         plan = plan_batch(
-            [r.id for r in group], [(_values(r), r.updated_at) for r in group], stored
+            [r.id for r in group], [(order_values(r), r.updated_at) for r in group], stored
         )
         to_write = [group[i] for i in plan.to_write.values()]
         written: dict[str, bool] | None = None
@@ -93,7 +108,8 @@ def _customer_pks(
     return pks
 
 
-def _values(record: OrderRecord) -> tuple[Any, ...]:
+def order_values(record: OrderRecord) -> tuple[Any, ...]:
+    """What a stored order is compared by; its customer by id."""
     return (
         record.customer_id,
         record.placed_at,
@@ -107,7 +123,7 @@ def _values(record: OrderRecord) -> tuple[Any, ...]:
 
 
 def _stored(session: Session, source: str, ids: Iterable[str]) -> dict[str, State]:
-    """The stored values of the given orders, shaped like `_values`, keyed by id."""
+    """The stored values of the given orders, shaped like `order_values`, keyed by id."""
     found: dict[str, State] = {}
     query = (
         select(

@@ -278,6 +278,30 @@ class RecordParser:
 
     def customer(self, raw: Mapping[str, Any]) -> CustomerRecord:
         """A customer record, or RecordInvalid naming every bad field."""
+        try:
+            return self._plain_customer(raw)
+        except (ValueError, KeyError):
+            return self.checked_customer(raw)
+
+    def _plain_customer(self, raw: Mapping[str, Any]) -> CustomerRecord:
+        """The straight line for a good record; any doubt raises and the checked path decides."""
+        if not raw.keys() <= CUSTOMER_FIELDS:
+            raise KeyError("unknown field")
+        get = raw.get
+        source, created_at, channel = get("source"), get("created_at"), get("acquisition_channel")
+        country, attributes, updated_at = get("country"), get("attributes"), get("updated_at")
+        return CustomerRecord(
+            DEFAULT_SOURCE if source is None else parse_identifier(source),
+            parse_identifier(raw["id"]),
+            None if created_at is None else parse_instant(created_at),
+            normalise_channel(channel),
+            None if country is None else normalise_country(country),
+            {} if attributes is None else parse_attributes(attributes),
+            None if updated_at is None else parse_instant(updated_at),
+        )
+
+    def checked_customer(self, raw: Mapping[str, Any]) -> CustomerRecord:
+        """`customer` field by field, collecting every problem of a bad record."""
         check = _Checker(raw, CUSTOMER_FIELDS)
         record_id = check.get("id", parse_identifier, required=True)
         source = check.get("source", parse_identifier) or DEFAULT_SOURCE
@@ -293,6 +317,45 @@ class RecordParser:
 
     def order(self, raw: Mapping[str, Any]) -> OrderRecord:
         """An order record, or RecordInvalid naming every bad field."""
+        try:
+            return self._plain_order(raw)
+        except (ValueError, KeyError):
+            return self.checked_order(raw)
+
+    def _plain_order(self, raw: Mapping[str, Any]) -> OrderRecord:
+        """The straight line for a good record; any doubt raises and the checked path decides.
+
+        Same rules and functions as `checked_order`, without its per-field
+        bookkeeping: bulk paths parse millions of records that are nearly all good.
+        """
+        if not raw.keys() <= ORDER_FIELDS:
+            raise KeyError("unknown field")
+        get = raw.get
+        source, refunded, test, updated_at = (
+            get("source"),
+            get("refunded"),
+            get("test"),
+            get("updated_at"),
+        )
+        total = self._money(raw["total"])
+        refunded_minor = 0 if refunded is None else self._money(refunded)
+        if refunded_minor > total:
+            raise ValueError("refunded exceeds total")
+        return OrderRecord(
+            DEFAULT_SOURCE if source is None else parse_identifier(source),
+            parse_identifier(raw["id"]),
+            parse_identifier(raw["customer_id"]),
+            parse_instant(raw["placed_at"]),
+            self._currency(raw["currency"]),
+            total,
+            refunded_minor,
+            parse_status(raw["status"]),
+            False if test is None else parse_boolean(test),
+            None if updated_at is None else parse_instant(updated_at),
+        )
+
+    def checked_order(self, raw: Mapping[str, Any]) -> OrderRecord:
+        """`order` field by field, collecting every problem of a bad record."""
         check = _Checker(raw, ORDER_FIELDS)
         record_id = check.get("id", parse_identifier, required=True)
         source = check.get("source", parse_identifier) or DEFAULT_SOURCE

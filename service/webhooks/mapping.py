@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from service.db import Database, UTCDateTime
 from service.ingestion.records import RecordParser
+from service.ingestion.rounds import in_rounds
 from service.ingestion.sql import is_postgresql
 from service.models import WebhookDelivery, WebhookSource
 from service.webhooks.apply import ParsedChanges, apply_parsed
@@ -32,7 +33,6 @@ from service.webhooks.deliveries import (
     map_in_savepoint,
     mark,
 )
-from service.webhooks.rounds import in_rounds
 
 log = logging.getLogger(__name__)
 

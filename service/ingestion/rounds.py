@@ -1,4 +1,9 @@
-"""Splitting a run of deliveries into rounds that can each be stored at once.
+"""Splitting a run of records or deliveries into rounds that can each be stored at once.
+
+A batch that names one record twice is stored as if sent one record at a time:
+the second version is judged against what the first one left (METRICS.md §1:
+a version without updated_at replaces any, and the next one is then judged
+against it). So the n-th version of each record goes in round n.
 
 Two deliveries that touch the same record must be applied in the order they
 arrived (the later one may depend on what the earlier one stored, e.g. the
@@ -38,3 +43,10 @@ def in_rounds(
         rounds[index].append(item)
         last_round_of.update(dict.fromkeys(keys, index))
     return rounds
+
+
+def by_occurrence(items: Sequence[T], key_of: Callable[[T], Hashable]) -> list[list[T]]:
+    """Round n holds the n-th item of each key, in the items' order."""
+    if len({key_of(item) for item in items}) == len(items):
+        return [list(items)]  # the usual batch: every key once
+    return in_rounds(items, lambda item: (key_of(item),), lambda _: False)

@@ -1,0 +1,265 @@
+"""Orders files imported at once (service/ingestion/bulk_orders.py, PostgreSQL).
+
+On PostgreSQL an orders file is staged and merged in one transaction by
+set-based statements; elsewhere it goes batch by batch. Either way it must store
+and count exactly what the REST rules give when its rows are sent one by one,
+in file order, and leave every purchase history as a full rebuild would.
+"""
+
+from __future__ import annotations
+
+import io
+import random
+import threading
+import time
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import select, text
+
+from service.ingestion.batch import KINDS, ingest_batch
+from service.ingestion.csv_import import import_csv
+from service.ingestion.outcome import BatchOutcome
+from service.ingestion.purchase_history import rebuild_purchase_history, refresh_stale
+from service.ingestion.records import RecordParser
+from service.models import Customer, StaleHistory
+from tests.conftest import _empty_tables
+
+COLUMNS = ("id", "customer_id", "placed_at", "currency", "total", "refunded", "status", "test")
+HEADER = ",".join((*COLUMNS, "updated_at")) + "\n"
+NOW = datetime(2025, 1, 1, tzinfo=UTC)
+
+
+def random_orders(rng: random.Random, count: int) -> list[dict[str, str]]:
+    """Orders drawn from small pools, so ids repeat, customers change, times tie, and
+    updates are newer, older or undated."""
+    rows = []
+    for _ in range(count):
+        total = rng.randrange(0, 5000)
+        row = {
+            "id": f"o-{rng.randrange(15)}",
+            "customer_id": f"c-{rng.randrange(6)}",
+            "placed_at": f"2024-0{rng.randrange(1, 4)}-0{rng.randrange(1, 3)}T10:00:00Z",
+            "currency": "USD",
+            "total": f"{total // 100}.{total % 100:02d}",
+            "refunded": rng.choice(["", "0.00", f"{total // 200}.00"]),
+            "status": rng.choice(["completed", "completed", "pending", "refunded"]),
+            "test": rng.choice(["", "false", "true"]) if rng.random() < 0.3 else "",
+            "updated_at": rng.choice(["", "2024-05-01T00:00:00Z", "2024-06-01T00:00:00Z"]),
+        }
+        rows.append(row)
+    return rows
+
+
+def a_row(**cells: str) -> dict[str, str]:
+    """One order row of a file, as its cells."""
+    row = {
+        "id": "o-1",
+        "customer_id": "c-1",
+        "placed_at": "2024-01-01T10:00:00Z",
+        "currency": "USD",
+        "total": "10.00",
+        "refunded": "",
+        "status": "completed",
+        "test": "",
+        "updated_at": "",
+    }
+    return {**row, **cells}
+
+
+def as_csv(rows: list[dict[str, str]]) -> str:
+    lines = (",".join(row[c] for c in (*COLUMNS, "updated_at")) + "\n" for row in rows)
+    return HEADER + "".join(lines)
+
+
+def as_raw(row: dict[str, str]) -> dict[str, str]:
+    return {name: value for name, value in row.items() if value != ""}
+
+
+def stored_orders(db) -> list[tuple]:
+    """Every order as stored, with its customer's id and its history, by id."""
+    with db.sessions() as session:
+        return [
+            tuple(row)
+            for row in session.execute(
+                text(
+                    "SELECT o.external_id, c.external_id, o.placed_at, o.total_minor,"
+                    " o.refunded_minor, o.status, o.test, o.updated_at,"
+                    " o.prev_counted_at, o.next_counted_at"
+                    " FROM orders o JOIN customers c ON c.pk = o.customer_pk"
+                    " ORDER BY o.external_id"
+                )
+            )
+        ]
+
+
+def send_one_by_one(db, parser: RecordParser, rows: list[dict[str, str]]) -> BatchOutcome:
+    outcome = BatchOutcome()
+    for row in rows:
+        outcome.add(ingest_batch(db, KINDS["orders"], parser, [as_raw(row)], NOW))
+    return outcome
+
+
+def import_rows(db, parser: RecordParser, rows: list[dict[str, str]], **callbacks):
+    return import_csv(db, KINDS["orders"], parser, io.StringIO(as_csv(rows)), 1000, **callbacks)
+
+
+def history_changes_on_rebuild(db) -> int:
+    with db.transaction() as session:
+        return rebuild_purchase_history(session)
+
+
+def queued_customers(db) -> set[str]:
+    with db.sessions() as session:
+        return set(
+            session.scalars(
+                select(Customer.external_id).where(
+                    Customer.pk.in_(select(StaleHistory.customer_pk))
+                )
+            )
+        )
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_an_imported_file_stores_and_counts_what_its_rows_sent_one_by_one_would(db, settings, seed):
+    rng = random.Random(seed)
+    already_stored, file_rows = random_orders(rng, 8), random_orders(rng, 40)
+    parser = RecordParser(settings.reporting_currency)
+
+    send_one_by_one(db, parser, already_stored)
+    expected_outcome = send_one_by_one(db, parser, file_rows)
+    refresh_stale(db)
+    expected = stored_orders(db)
+
+    _empty_tables(db)
+    send_one_by_one(db, parser, already_stored)
+    report = import_rows(db, parser, file_rows)
+    refresh_stale(db)
+
+    assert report.rows == 40 and report.errors == []
+    assert report.outcome == expected_outcome
+    assert stored_orders(db) == expected
+    assert history_changes_on_rebuild(db) == 0
+
+
+@pytest.fixture
+def postgresql_only(backend):
+    if backend != "postgresql":
+        pytest.skip("orders files are merged at once on PostgreSQL only; SQLite goes by batches")
+
+
+def test_a_first_import_computes_every_history_itself_and_queues_nothing(
+    db, settings, postgresql_only
+):
+    rows = [
+        {**row, "id": f"o-{n}", "test": ""}
+        for n, row in enumerate(random_orders(random.Random(7), 60))
+    ]
+    report = import_rows(db, RecordParser(settings.reporting_currency), rows)
+
+    assert report.outcome == BatchOutcome(created=60)
+    assert queued_customers(db) == set()
+    assert history_changes_on_rebuild(db) == 0
+
+
+def test_customers_with_stored_orders_are_queued_for_the_refresh(db, settings, postgresql_only):
+    parser = RecordParser(settings.reporting_currency)
+    first = a_row(customer_id="c-old")
+    send_one_by_one(db, parser, [first])
+    refresh_stale(db)
+
+    later = {**first, "id": "o-2", "placed_at": "2024-02-01T10:00:00Z"}
+    newcomer = {**first, "id": "o-3", "customer_id": "c-new"}
+    import_rows(db, parser, [later, newcomer])
+
+    assert queued_customers(db) == {"c-old"}
+    refresh_stale(db)
+    assert history_changes_on_rebuild(db) == 0
+
+
+def test_a_customer_another_writer_holds_is_skipped_and_queued(db, settings, postgresql_only):
+    parser = RecordParser(settings.reporting_currency)
+    with db.transaction() as session:
+        session.execute(
+            text(
+                "INSERT INTO customers (source, external_id, acquisition_channel, stub,"
+                " ingested_at) VALUES ('api', 'c-busy', 'unknown', true, now())"
+            )
+        )
+    row = a_row(customer_id="c-busy")
+    other_writer = db.engine.connect()
+    try:
+        # What a concurrent batch's foreign-key check holds on a customer.
+        other_writer.execute(
+            text("SELECT 1 FROM customers WHERE external_id = 'c-busy' FOR KEY SHARE")
+        )
+        report = import_rows(db, parser, [row, {**row, "id": "o-2", "customer_id": "c-free"}])
+    finally:
+        other_writer.rollback()
+        other_writer.close()
+
+    assert report.outcome == BatchOutcome(created=2)
+    assert queued_customers(db) == {"c-busy"}
+
+
+def test_an_id_another_writer_stores_during_the_merge_is_counted_as_it_ends(
+    db, settings, postgresql_only
+):
+    """The plain INSERT meets the other writer's row, fails, and the general merge
+    runs instead: nothing is lost or counted twice."""
+    parser = RecordParser(settings.reporting_currency)
+    row = a_row(updated_at="2024-02-01T00:00:00Z")
+    other_writer = db.engine.connect()
+    committed = threading.Event()
+
+    def commit_once_the_import_waits() -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            waiting = other_writer.engine.connect()
+            with waiting:
+                blocked = waiting.execute(
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity"
+                        " WHERE wait_event_type = 'Lock' AND datname = current_database()"
+                    )
+                ).scalar_one()
+            if blocked:
+                break
+            time.sleep(0.02)
+        other_writer.commit()
+        committed.set()
+
+    def store_the_same_id_uncommitted(_rows: int) -> None:
+        # Older than the file's row, on another customer: the import must update it.
+        other_writer.execute(
+            text(
+                "INSERT INTO customers (source, external_id, acquisition_channel, stub,"
+                " ingested_at) VALUES ('api', 'c-other', 'unknown', true, now())"
+            )
+        )
+        other_writer.execute(
+            text(
+                "INSERT INTO orders (source, external_id, customer_pk, placed_at, currency,"
+                " total_minor, refunded_minor, status, test, updated_at, ingested_at)"
+                " SELECT 'api', 'o-1', pk, '2024-01-01T10:00:00Z', 'USD', 500, 0,"
+                " 'completed', false, '2024-01-15T00:00:00Z', now()"
+                " FROM customers WHERE external_id = 'c-other'"
+            )
+        )
+        threading.Thread(target=commit_once_the_import_waits, daemon=True).start()
+
+    try:
+        report = import_rows(
+            db, parser, [row, {**row, "id": "o-2"}], on_storing=store_the_same_id_uncommitted
+        )
+    finally:
+        if not committed.wait(30):
+            other_writer.rollback()
+        other_writer.close()
+
+    assert report.outcome == BatchOutcome(created=1, updated=1)
+    stored = {order[0]: order for order in stored_orders(db)}
+    assert stored["o-1"][1] == "c-1" and stored["o-1"][3] == 1000
+    assert queued_customers(db) >= {"c-1", "c-other"}
+    refresh_stale(db)
+    assert history_changes_on_rebuild(db) == 0
