@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import select, text
 
+from service.ingestion import order_file
 from service.ingestion.batch import KINDS, ingest_batch
 from service.ingestion.csv_import import import_csv
 from service.ingestion.outcome import BatchOutcome
@@ -120,8 +121,14 @@ def queued_customers(db) -> set[str]:
         )
 
 
+@pytest.mark.parametrize("lanes", [1, 3])
 @pytest.mark.parametrize("seed", range(6))
-def test_an_imported_file_stores_and_counts_what_its_rows_sent_one_by_one_would(db, settings, seed):
+def test_an_imported_file_stores_and_counts_what_its_rows_sent_one_by_one_would(
+    db, settings, seed, lanes, monkeypatch
+):
+    # Three lanes on PostgreSQL: the file's ids under customers of several lanes go
+    # to the tail, and must still apply in file order.
+    monkeypatch.setattr(order_file, "LANES", lanes)
     rng = random.Random(seed)
     already_stored, file_rows = random_orders(rng, 8), random_orders(rng, 40)
     parser = RecordParser(settings.reporting_currency)

@@ -248,6 +248,22 @@ def test_a_row_with_more_cells_than_the_header_is_a_bad_row(db, settings, api):
     assert [o["id"] for o in stored(api, "/v1/orders")] == ["o-2"]
 
 
+def test_a_short_row_misses_its_last_values_and_blank_lines_are_no_rows(db, settings, api):
+    text = (
+        ORDERS_HEADER
+        + "o-1,c-1,2024-03-01T10:00:00Z,USD,1.00\n"  # no status: required
+        + "\n"
+        + "o-2,c-1,2024-03-01T10:00:00Z,USD,1.00,,completed\n"  # test, updated_at: optional
+    )
+    report = import_text(db, settings, "orders", text)
+
+    assert report.rows == 2
+    assert [(e["line"], e["id"], e["field"], e["message"]) for e in report.errors] == [
+        (2, "o-1", "status", "is required")
+    ]
+    assert [o["id"] for o in stored(api, "/v1/orders")] == ["o-2"]
+
+
 def test_import_csv_refuses_a_header_with_an_unknown_column_before_storing_anything(
     db, settings, api
 ):

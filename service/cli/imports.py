@@ -13,6 +13,7 @@ from flask.cli import with_appcontext
 
 from service.extensions import database, record_parser
 from service.ingestion.batch import KINDS
+from service.ingestion.bulk_orders import ImportFailed
 from service.ingestion.csv_import import CsvHeaderError, import_csv
 from service.ingestion.purchase_history import refresh_stale
 
@@ -38,7 +39,7 @@ def import_command(kind: str, path: str, batch_size: int) -> None:
             bar.update(raw.tell() - bar.pos)
 
         def storing(rows: int) -> None:
-            click.echo(f"\nstoring {rows} {kind} in one transaction ...", err=True)
+            click.echo(f"\nstoring {rows} {kind} ...", err=True)
 
         try:
             report = import_csv(
@@ -46,6 +47,8 @@ def import_command(kind: str, path: str, batch_size: int) -> None:
             )
         except CsvHeaderError as exc:
             raise click.ClickException(f"{path}: {exc}") from None
+        except ImportFailed as exc:
+            raise click.ClickException(f"{path}: nothing more was stored: {exc}") from None
     _print_errors(report.errors)
     outcome = report.outcome
     click.echo(

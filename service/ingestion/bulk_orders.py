@@ -64,7 +64,11 @@ _CREATE_STAGING = text(
 _COPY = f"COPY {STAGING} ({', '.join(name for name, _ in _STAGED)}) FROM STDIN (FORMAT BINARY)"
 
 
-class CustomersVanished(RuntimeError):
+class ImportFailed(RuntimeError):
+    """The database could not take the file; the message says what was stored."""
+
+
+class CustomersVanished(ImportFailed):
     """Customers the file names were erased while it was being imported."""
 
 
@@ -305,8 +309,7 @@ def _merge_round(session: Session, round_number: int, now: datetime) -> _Merged:
     incoming, created, updated, first, last, _queued = _run_merge(session, round_number, now)
     if incoming != staged:
         raise CustomersVanished(
-            "customers named by the file were erased while it was being imported; "
-            "nothing was stored, run the import again"
+            "customers named by the file were erased while it was being imported"
         )
     outcome = BatchOutcome(created=created, updated=updated)
     not_written = incoming - created - updated

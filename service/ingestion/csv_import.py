@@ -16,7 +16,7 @@ from typing import Any, TextIO
 
 from service.db import Database
 from service.ingestion.batch import RecordKind, parse_record
-from service.ingestion.bulk_orders import OrderStaging
+from service.ingestion.order_file import OrderFileLoad
 from service.ingestion.outcome import BatchOutcome
 from service.ingestion.records import (
     CUSTOMER_FIELDS,
@@ -97,18 +97,17 @@ def _import_orders_at_once(
     on_progress: Callable[[int], None],
     on_storing: Callable[[int], None],
 ) -> ImportReport:
-    """Stage every good row while reading, then merge them in the same transaction."""
+    """Stage every good row while reading, then merge them (service/ingestion/order_file.py)."""
     report = ImportReport()
-    with database.transaction() as session:
-        with OrderStaging(session) as staging:
-            for batch, errors, rows_read in _batches(kind, parser, stream, batch_size):
-                report.errors.extend(errors)
-                report.rows += rows_read
-                for record in batch:
-                    staging.add(record)
-                on_progress(rows_read)
-        on_storing(staging.rows)
-        report.outcome = staging.merge(datetime.now(UTC))
+    with OrderFileLoad(database) as load:
+        for batch, errors, rows_read in _batches(kind, parser, stream, batch_size):
+            report.errors.extend(errors)
+            report.rows += rows_read
+            for record in batch:
+                load.add(record)
+            on_progress(rows_read)
+        on_storing(load.rows)
+        report.outcome = load.store(datetime.now(UTC))
     return report
 
 
@@ -182,19 +181,26 @@ class _WriterLanes:
 def _batches(
     kind: RecordKind, parser: RecordParser, stream: TextIO, batch_size: int
 ) -> Iterator[tuple[list[Any], list[dict[str, Any]], int]]:
-    reader = csv.DictReader(stream)
-    _check_header(kind, reader.fieldnames)
+    reader = csv.reader(stream)
+    header = next(reader, None)
+    _check_header(kind, header)
+    assert header is not None
+    to_raw = _RawRecords(header)
     batch: list[Any] = []
     errors: list[dict[str, Any]] = []
     rows_read = 0
     # A quoted cell may span lines: report a bad row at the line it starts on.
     first_line = reader.line_num + 1
     for row in reader:
+        if not row:  # a blank line is no row (as csv.DictReader has it)
+            first_line = reader.line_num + 1
+            continue
         rows_read += 1
+        raw = to_raw(row)
         try:
-            batch.append(parse_record(kind, parser, _raw_record(row)))
+            batch.append(parse_record(kind, parser, raw))
         except RecordInvalid as invalid:
-            errors.extend(_line_errors(first_line, row.get("id"), invalid))
+            errors.extend(_line_errors(first_line, raw.get("id"), invalid))
         first_line = reader.line_num + 1
         if rows_read == batch_size:
             yield batch, errors, rows_read
@@ -203,19 +209,24 @@ def _batches(
         yield batch, errors, rows_read
 
 
-def _raw_record(row: dict[str | None, Any]) -> dict[str, Any]:
-    """Empty cells are missing values; JSON columns are decoded; extra cells are kept for errors."""
-    raw: dict[str, Any] = {}
-    for name, value in row.items():
-        if name is None:  # more cells than the header has columns
-            raw["(extra cells)"] = value
-        elif value is None or value == "":
-            continue
-        elif name in JSON_COLUMNS:
-            raw[name] = _json_cell(value)
-        else:
-            raw[name] = value
-    return raw
+class _RawRecords:
+    """A row's cells as a raw record: empty cells are missing values, JSON columns are
+    decoded, and cells beyond the header are kept for the error they are."""
+
+    def __init__(self, header: list[str]):
+        self.header = header
+        self.json_columns = [name for name in header if name in JSON_COLUMNS]
+
+    def __call__(self, row: list[str]) -> dict[str, Any]:
+        # A short row's missing cells are missing values, as empty ones are.
+        cells = zip(self.header, row, strict=False)
+        raw: dict[str, Any] = {name: cell for name, cell in cells if cell}
+        for name in self.json_columns:
+            if name in raw:
+                raw[name] = _json_cell(raw[name])
+        if len(row) > len(self.header):
+            raw["(extra cells)"] = row[len(self.header) :]
+        return raw
 
 
 def _json_cell(value: str) -> Any:
