@@ -67,7 +67,8 @@ def _upsert_distinct(
             customer_ids = {r.customer_id for r in to_write} | {values[0] for values in before}
             customer_pks = _customer_pks(session, source, customer_ids, now, known or {})
             rows = [_row(r, customer_pks[r.customer_id], now) for r in to_write]
-            written = upsert(session, TABLE, rows, KEY, newer_only=True)
+            # None stored (the usual batch of new orders): a plain INSERT may do.
+            written = upsert(session, TABLE, rows, KEY, newer_only=True, all_new=not before)
             touched_customers.update(customer_pks.values())
             touched_times += [r.placed_at for r in to_write] + [values[1] for values in before]
         outcome.add(settle(plan, written, partial(_stored, session, source)))

@@ -17,6 +17,7 @@ from operator import itemgetter
 from typing import Any, TypeVar
 
 from psycopg import sql as pg_sql
+from psycopg.errors import UniqueViolation
 from sqlalchemy import (
     JSON,
     Column,
@@ -38,6 +39,7 @@ from sqlalchemy import (
     tuple_,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import QueryableAttribute, Session
 from sqlalchemy.schema import CreateTable
 
@@ -104,12 +106,17 @@ def upsert(
     rows: Sequence[dict[str, Any]],
     key: Sequence[str],
     newer_only: bool,
+    all_new: bool = False,
 ) -> dict[str, bool] | None:
     """Insert rows, or replace the stored row with the same key when it differs.
 
     With `newer_only`, a stored row whose updated_at is newer than the incoming
     one is left alone even if another writer stored it since we looked: the
     stale rule holds in the database, not only in the caller's bookkeeping.
+
+    `all_new` says none of the keys was stored when the caller looked: a large
+    batch then tries a plain INSERT first, a fifth cheaper for PostgreSQL than
+    ON CONFLICT, and falls back to it if another writer stored a key since.
 
     On PostgreSQL, returns the last key column of each row actually written,
     mapped to True when it was inserted; None on SQLite, whose writers are
@@ -120,6 +127,14 @@ def upsert(
     # Key order: concurrent batches then lock shared rows in the same order.
     rows = sorted(rows, key=lambda row: tuple(row[name] for name in key))
     insert, params = _insert_rows(session, table, rows)
+    if all_new and is_postgresql(session) and len(rows) > SMALL_BATCH:
+        try:
+            with session.begin_nested():
+                session.execute(insert)
+            return {row[key[-1]]: True for row in rows}
+        except IntegrityError as error:
+            if not isinstance(error.orig, UniqueViolation):
+                raise
     names = [name for name in rows[0] if name not in key]
     conditions: list[ColumnElement[bool]] = []
     if newer_only:
