@@ -1,17 +1,19 @@
 """A whole file of orders into PostgreSQL as one set-based merge.
 
 The CSV import of orders on PostgreSQL comes here instead of going batch by
-batch. Validated rows are streamed by binary COPY into a temporary table while
-the file is read; at its end a few statements store them all in the import's
-one transaction, with the same rules as the batch upsert (METRICS.md §1):
+batch (on one connection per lane, see order_file.py). Validated rows are
+streamed by binary COPY into a temporary table while the file is read; at its
+end a few statements store them all in the connection's transaction, with the
+same rules as the batch upsert (METRICS.md §1):
 
 1. stub customers for the customers the file names and nobody has sent yet;
 2. lock those customers (FOR UPDATE SKIP LOCKED), so no other writer adds
    orders to them until the import commits;
 3. per *round* (the n-th occurrence of an order id in the file, so one id's
-   versions apply in file order), one INSERT ... ON CONFLICT DO UPDATE that
-   keeps the stale-update rule, counts what it did, and queues for a history
-   refresh only the customers whose histories it could not complete itself.
+   versions apply in file order), one INSERT (plain when none of the round's
+   orders is stored, else ON CONFLICT DO UPDATE keeping the stale-update rule)
+   that counts what it did and queues for a history refresh only the
+   customers whose histories it could not complete itself.
 
 Why: batch by batch, every order is written twice, once stored and once when
 its customer's purchase history (prev/next counted order) is recomputed, since
