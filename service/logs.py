@@ -42,8 +42,10 @@ def configure_logging(level: str) -> None:
     handler._customer_metrics = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level)
-    # Alembic narrates every migration context, including each /readyz probe.
+    # Alembic narrates every migration context, including each /readyz probe, and
+    # announces its plugins when first imported (lazily, see service/migrate.py).
     logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
 
 def install_request_ids(app: Flask) -> None:

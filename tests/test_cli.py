@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -196,6 +200,16 @@ def empty_app(backend, empty_database_url):
 
 def table_names(app) -> set[str]:
     return set(inspect(app.extensions["customer_metrics.db"].engine).get_table_names())
+
+
+def test_db_upgrade_run_as_a_command_prints_one_line_and_no_logs(tmp_path):
+    # Run for real: in-process runs have imported and configured logging already.
+    command = Path(sys.executable).parent / "customer-metrics"
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'fresh.db'}"}
+    done = subprocess.run(
+        [str(command), "db", "upgrade"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (0, "database at head\n", "")
 
 
 def test_db_status_fails_until_db_upgrade_migrates_to_head(empty_app):
