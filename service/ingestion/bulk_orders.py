@@ -193,7 +193,8 @@ def _merge_statement(new_only: bool) -> Any:
 
     With `new_only` (no order of the round is stored), a plain INSERT: it costs a
     fifth less than ON CONFLICT. A concurrent writer storing one of the ids first
-    makes it fail; the caller then runs the general statement.
+    makes it fail; the caller then runs the general statement. It writes every
+    row it reads, so it counts those; read once, `incoming` is not materialised.
     """
     before = """
     before AS (
@@ -255,7 +256,7 @@ def _merge_statement(new_only: bool) -> Any:
         ) touched
         RETURNING customer_pk
     )
-    SELECT (SELECT count(*) FROM incoming),
+    SELECT (SELECT count(*) FROM {"written" if new_only else "incoming"}),
            (SELECT count(*) FROM written WHERE inserted),
            (SELECT count(*) FROM written WHERE NOT inserted),
            (SELECT {
