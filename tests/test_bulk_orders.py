@@ -19,6 +19,7 @@ from sqlalchemy import select, text
 
 from service.ingestion import order_file
 from service.ingestion.batch import KINDS, ingest_batch
+from service.ingestion.bulk_orders import ImportFailed
 from service.ingestion.csv_import import import_csv
 from service.ingestion.outcome import BatchOutcome
 from service.ingestion.purchase_history import rebuild_purchase_history, refresh_stale
@@ -270,3 +271,27 @@ def test_an_id_another_writer_stores_during_the_merge_is_counted_as_it_ends(
     assert queued_customers(db) >= {"c-1", "c-other"}
     refresh_stale(db)
     assert history_changes_on_rebuild(db) == 0
+
+
+def test_a_file_the_database_drops_mid_way_stores_nothing_and_says_so(
+    db, settings, postgresql_only
+):
+    """Every lane's connection is lost while it stages (a database restart)."""
+
+    def lose_the_lanes(_rows: int) -> None:
+        with db.engine.connect() as admin:
+            admin.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND query LIKE 'COPY import_orders%'"
+                )
+            )
+
+    with pytest.raises(ImportFailed, match=r"^nothing was stored: "):
+        import_rows(
+            db,
+            RecordParser(settings.reporting_currency),
+            [a_row(), a_row(id="o-2", customer_id="c-2")],
+            on_storing=lose_the_lanes,
+        )
+    assert stored_orders(db) == []

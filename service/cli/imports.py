@@ -48,7 +48,7 @@ def import_command(kind: str, path: str, batch_size: int) -> None:
         except CsvHeaderError as exc:
             raise click.ClickException(f"{path}: {exc}") from None
         except ImportFailed as exc:
-            raise click.ClickException(f"{path}: nothing more was stored: {exc}") from None
+            raise click.ClickException(f"{path}: {exc}") from None
     _print_errors(report.errors)
     outcome = report.outcome
     click.echo(

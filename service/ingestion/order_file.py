@@ -21,6 +21,7 @@ is the lane, its merge (in a savepoint) runs again.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import time
@@ -30,14 +31,17 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any
 
+import psycopg
 from psycopg.errors import DeadlockDetected
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
 from service.db import Database
 from service.ingestion.bulk_orders import ImportFailed, OrderStaging
 from service.ingestion.outcome import BatchOutcome
 from service.ingestion.records import OrderRecord
+
+log = logging.getLogger(__name__)
 
 LANES = max(1, min(os.cpu_count() or 1, 4))
 _ATTEMPTS = 5
@@ -80,7 +84,10 @@ class OrderFileLoad:
         return sum(staging.rows for staging in self.stagings)
 
     def add(self, record: OrderRecord) -> None:
-        self.stagings[self._lane(record)].add(record)
+        try:
+            self.stagings[self._lane(record)].add(record)
+        except (DBAPIError, psycopg.Error) as error:
+            raise ImportFailed(f"nothing was stored: {error}") from error
 
     def _lane(self, record: OrderRecord) -> int:
         """The lane of the record's customer, or the tail (index `lane_count`)."""
@@ -98,21 +105,19 @@ class OrderFileLoad:
 
     def store(self, now: datetime) -> BatchOutcome:
         """Merge and commit every lane, then the tail; what the batch upsert would count."""
-        self._copies.close()  # ends each COPY
+        try:
+            self._copies.close()  # ends each COPY
+        except (DBAPIError, psycopg.Error) as error:
+            raise ImportFailed(f"nothing was stored: {error}") from error
         lanes = list(zip(self.sessions, self.stagings, strict=True))
         tail = lanes.pop()
         with ThreadPoolExecutor(self.lane_count, thread_name_prefix="import-lane") as pool:
             futures = [pool.submit(_merge_and_commit, *lane, now) for lane in lanes]
         if not any(future.exception() for future in futures):
             futures.append(_done(_merge_and_commit, *tail, now))
-        failures = [error for future in futures if (error := future.exception()) is not None]
-        if failures and len(failures) < len(futures):
-            raise ImportIncomplete(
-                f"the file is stored in parts, and {len(failures)} of {len(futures)} failed "
-                f"({failures[0]}); import it again: what is stored counts as unchanged"
-            ) from failures[0]
+        failures = [failed for future in futures if (failed := future.exception()) is not None]
         if failures:
-            raise failures[0]
+            _raise_for(failures, len(futures))
         outcome = BatchOutcome()
         for future in futures:
             outcome.add(future.result())
@@ -126,9 +131,33 @@ class OrderFileLoad:
     ) -> None:
         try:
             self._copies.__exit__(error_type, error, trace)  # a failed COPY is aborted
+        except (DBAPIError, psycopg.Error):
+            if error_type is None:
+                raise
         finally:
             for session in self.sessions:
-                session.close()  # rolls back a lane that did not commit
+                _close(session)
+
+
+def _close(session: Session) -> None:
+    """Roll back a lane that did not commit; a lost connection has nothing to roll back."""
+    try:
+        session.close()
+    except (DBAPIError, psycopg.Error):
+        log.warning("an import lane's connection was lost before it could be closed")
+
+
+def _raise_for(failures: list[BaseException], parts: int) -> None:
+    """Say what the database refused and what was stored; a bug goes up as it is."""
+    first = failures[0]
+    if not isinstance(first, DBAPIError | ImportFailed):
+        raise first
+    if len(failures) < parts:
+        raise ImportIncomplete(
+            f"the file is stored in parts, and {len(failures)} of {parts} failed ({first}); "
+            "import it again: what is stored already counts as unchanged"
+        ) from first
+    raise ImportFailed(f"nothing was stored: {first}") from first
 
 
 def _done(function: Any, *arguments: Any) -> Future[Any]:
