@@ -276,6 +276,17 @@ def test_import_csv_refuses_a_header_with_an_unknown_column_before_storing_anyth
     assert stored(api, "/v1/orders") == []
 
 
+def test_a_header_naming_a_column_twice_is_refused(db, settings, api):
+    # Which of the two cells would count? Neither: the file is refused.
+    text = (
+        "id,customer_id,placed_at,currency,total,status,status\n"
+        "o-1,c-1,2024-03-01T10:00:00Z,USD,1,pending,\n"
+    )
+    with pytest.raises(CsvHeaderError, match="column\\(s\\) 'status' appear more than once"):
+        import_text(db, settings, "orders", text)
+    assert stored(api, "/v1/orders") == []
+
+
 # --- customer-metrics import, the command ------------------------------------------------
 
 

@@ -28,8 +28,9 @@ MAX_ERRORS_SHOWN = 50
 def import_command(kind: str, path: str, batch_size: int) -> None:
     """Import customers, orders or spend from a CSV file whose header uses the API's field names.
 
-    Good rows are stored batch by batch even when others are bad; bad rows are
-    listed by line number and the command exits with status 1.
+    Every good row is stored even when others are bad; bad rows are listed by
+    line number and the command exits with status 1. Orders on PostgreSQL are
+    stored when the file ends, everything else batch by batch as it is read.
     """
     with open(path, "rb") as raw, _progress_bar(os.path.getsize(path), kind) as bar:
         # utf-8-sig: spreadsheet programs often start the file with a byte-order mark.
@@ -48,6 +49,8 @@ def import_command(kind: str, path: str, batch_size: int) -> None:
         except CsvHeaderError as exc:
             raise click.ClickException(f"{path}: {exc}") from None
         except ImportFailed as exc:
+            if exc.report is not None:
+                _print_errors(exc.report.errors)
             raise click.ClickException(f"{path}: {exc}") from None
     _print_errors(report.errors)
     outcome = report.outcome

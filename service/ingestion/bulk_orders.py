@@ -7,20 +7,21 @@ end a few statements store them all in the connection's transaction, with the
 same rules as the batch upsert (METRICS.md §1):
 
 1. stub customers for the customers the file names and nobody has sent yet;
-2. lock those customers (FOR UPDATE SKIP LOCKED), so no other writer adds
-   orders to them until the import commits;
-3. per *round* (the n-th occurrence of an order id in the file, so one id's
+2. per *round* (the n-th occurrence of an order id in the file, so one id's
    versions apply in file order), one INSERT (plain when none of the round's
    orders is stored, else ON CONFLICT DO UPDATE keeping the stale-update rule)
-   that counts what it did and queues for a history refresh only the
-   customers whose histories it could not complete itself.
+   that counts what it did and queues its customers for a history refresh.
 
 Why: batch by batch, every order is written twice, once stored and once when
 its customer's purchase history (prev/next counted order) is recomputed, since
-a customer's orders are spread over the whole file. Here a customer locked in
-step 2 with no stored orders gets its history computed by the INSERT itself,
-by window functions over the file's rows, so a first import writes each order
-once.
+a customer's orders are spread over the whole file. Here the INSERT itself
+gives the orders of customers with no stored order their neighbours, by window
+functions over the file's rows, so a first import writes each order once. The
+customers are still queued: a concurrent writer may have added an order the
+INSERT did not see, and the refresh, which then finds nothing to rewrite,
+settles it. Nothing is locked beyond the rows written, and rows are written in
+key order, as REST batches write them, so an import and concurrent batches
+cannot deadlock on each other's orders.
 """
 
 from __future__ import annotations
@@ -69,6 +70,9 @@ _COPY = f"COPY {STAGING} ({', '.join(name for name, _ in _STAGED)}) FROM STDIN (
 class ImportFailed(RuntimeError):
     """The database could not take the file; the message says what was stored."""
 
+    # What the import had read when it failed (service.ingestion.csv_import.ImportReport).
+    report: Any = None
+
 
 class CustomersVanished(ImportFailed):
     """Customers the file names were erased while it was being imported."""
@@ -112,7 +116,6 @@ class OrderStaging:
         session.execute(text(f"ANALYZE {STAGING}"))
         rounds = _number_rounds(session)
         session.execute(_STUBS, {"channel": UNKNOWN_CHANNEL, "now": now})
-        session.execute(_LOCK_CUSTOMERS)
         spans: list[TimeSpan | None] = []
         for round_number in range(1, rounds + 1):
             merged = _merge_round(session, round_number, now)
@@ -154,19 +157,6 @@ _STUBS = text(
     """
 )
 
-# Customers no other transaction is writing to. SKIP LOCKED: one that is busy is
-# left out (its history is then refreshed after the import, like any other), so
-# this statement never waits and cannot deadlock with a concurrent writer.
-_LOCK_CUSTOMERS = text(
-    f"""
-    CREATE TEMPORARY TABLE import_locked_customers ON COMMIT DROP AS
-    SELECT c.pk FROM customers c
-    WHERE (c.source, c.external_id) IN (SELECT source, customer_id FROM {STAGING})
-    ORDER BY c.pk
-    FOR UPDATE OF c SKIP LOCKED
-    """
-)
-
 _COMPARED = (
     "customer_pk",
     "placed_at",
@@ -187,14 +177,16 @@ def _tuple(alias: str) -> str:
 def _merge_statement(new_only: bool) -> Any:
     """One round's statement: insert (or update) each order, and count what it did.
 
-    `fresh`: the locked customers with no stored order (and, when some of the
+    `fresh`: the round's customers with no stored order (and, when some of the
     round's orders are stored, none of them); the INSERT computes their
-    histories. Every other customer the round touches is queued for a refresh.
+    histories. Every customer the round touches is queued for a refresh, which
+    finds nothing to rewrite for a fresh one unless another writer got there.
+    Rows go in key order, so their pks do too, and ties in time are broken by
+    key in the window as by pk in the refresh.
 
     With `new_only` (no order of the round is stored), a plain INSERT: it costs a
     fifth less than ON CONFLICT. A concurrent writer storing one of the ids first
-    makes it fail; the caller then runs the general statement. It writes every
-    row it reads, so it counts those; read once, `incoming` is not materialised.
+    makes it fail; the caller then runs the general statement.
     """
     before = """
     before AS (
@@ -214,10 +206,7 @@ def _merge_statement(new_only: bool) -> Any:
         JOIN written w ON w.source = b.source AND w.external_id = b.external_id
     ),"""
     also_queued = """
-            UNION ALL SELECT customer_pk FROM moved
-            UNION ALL SELECT i.customer_pk FROM incoming i
-            WHERE NOT EXISTS (SELECT 1 FROM written w
-                              WHERE w.source = i.source AND w.external_id = i.external_id)"""
+            UNION ALL SELECT customer_pk FROM moved"""
     return text(
         f"""
     WITH incoming AS (
@@ -229,9 +218,9 @@ def _merge_statement(new_only: bool) -> Any:
         WHERE s.round = :round
     ),{"" if new_only else before}
     fresh AS (
-        SELECT l.pk FROM import_locked_customers l
-        WHERE NOT EXISTS (SELECT 1 FROM orders o WHERE o.customer_pk = l.pk)
-        {"" if new_only else "AND NOT EXISTS (SELECT 1 FROM before b WHERE b.new_pk = l.pk)"}
+        SELECT n.pk FROM (SELECT DISTINCT customer_pk AS pk FROM incoming) n
+        WHERE NOT EXISTS (SELECT 1 FROM orders o WHERE o.customer_pk = n.pk)
+        {"" if new_only else "AND NOT EXISTS (SELECT 1 FROM before b WHERE b.new_pk = n.pk)"}
     ),
     written AS (
         INSERT INTO orders AS o (source, external_id, {", ".join(_WRITTEN)},
@@ -241,22 +230,19 @@ def _merge_statement(new_only: bool) -> Any:
                CASE WHEN i.counted AND f.pk IS NOT NULL THEN lead(i.placed_at) OVER history END
         FROM incoming i
         LEFT JOIN fresh f ON f.pk = i.customer_pk
-        WINDOW history AS (PARTITION BY i.customer_pk, i.counted ORDER BY i.placed_at, i.line)
-        -- pks follow this order, so ties in time are broken by pk as the refresh does
-        ORDER BY i.customer_pk, i.counted, i.placed_at, i.line{"" if new_only else on_conflict}
+        WINDOW history AS (PARTITION BY i.customer_pk, i.counted
+                           ORDER BY i.placed_at, i.source, i.external_id)
+        ORDER BY i.source, i.external_id{"" if new_only else on_conflict}
         RETURNING o.source, o.external_id, o.customer_pk, o.placed_at, (o.xmax = 0) AS inserted
     ),{"" if new_only else moved}
     queued AS (
         INSERT INTO stale_purchase_histories (customer_pk)
         SELECT DISTINCT pk FROM (
-            SELECT w.customer_pk AS pk FROM written w
-            WHERE NOT w.inserted OR w.customer_pk NOT IN (SELECT pk FROM fresh){
-            "" if new_only else also_queued
-        }
+            SELECT customer_pk AS pk FROM incoming{"" if new_only else also_queued}
         ) touched
         RETURNING customer_pk
     )
-    SELECT (SELECT count(*) FROM {"written" if new_only else "incoming"}),
+    SELECT (SELECT count(*) FROM incoming),
            (SELECT count(*) FROM written WHERE inserted),
            (SELECT count(*) FROM written WHERE NOT inserted),
            (SELECT {

@@ -16,6 +16,7 @@ from typing import Any, TextIO
 
 from service.db import Database
 from service.ingestion.batch import RecordKind, parse_record
+from service.ingestion.bulk_orders import ImportFailed
 from service.ingestion.order_file import OrderFileLoad
 from service.ingestion.outcome import BatchOutcome
 from service.ingestion.records import (
@@ -99,15 +100,19 @@ def _import_orders_at_once(
 ) -> ImportReport:
     """Stage every good row while reading, then merge them (service/ingestion/order_file.py)."""
     report = ImportReport()
-    with OrderFileLoad(database) as load:
-        for batch, errors, rows_read in _batches(kind, parser, stream, batch_size):
-            report.errors.extend(errors)
-            report.rows += rows_read
-            for record in batch:
-                load.add(record)
-            on_progress(rows_read)
-        on_storing(load.rows)
-        report.outcome = load.store(datetime.now(UTC))
+    try:
+        with OrderFileLoad(database) as load:
+            for batch, errors, rows_read in _batches(kind, parser, stream, batch_size):
+                report.errors.extend(errors)
+                report.rows += rows_read
+                for record in batch:
+                    load.add(record)
+                on_progress(rows_read)
+            on_storing(load.rows)
+            report.outcome = load.store(datetime.now(UTC))
+    except ImportFailed as failed:
+        failed.report = report  # the bad rows found are still worth telling
+        raise
     return report
 
 
@@ -246,6 +251,9 @@ def _line_errors(line: int, record_id: Any, invalid: RecordInvalid) -> list[dict
 def _check_header(kind: RecordKind, header: Any) -> None:
     if not header:
         raise CsvHeaderError("the file is empty; the first line must name the columns")
+    repeated = sorted({name for name in header if header.count(name) > 1})
+    if repeated:
+        raise CsvHeaderError(f"column(s) {', '.join(map(repr, repeated))} appear more than once")
     known = COLUMNS[kind.name]
     unknown = [name for name in header if name not in known]
     if unknown:

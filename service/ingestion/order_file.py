@@ -61,6 +61,8 @@ class OrderFileLoad:
     def __init__(self, database: Database, lanes: int | None = None):
         self.database = database
         self.lane_count = lanes or LANES
+        if not 1 <= self.lane_count < _TAIL.bit_length():
+            raise ValueError(f"an import has 1 to {_TAIL.bit_length() - 1} lanes")
         # The lanes' sessions and stagings, then the tail's.
         self.sessions: list[Session] = []
         self.stagings: list[OrderStaging] = []
@@ -117,7 +119,8 @@ class OrderFileLoad:
             futures.append(_done(_merge_and_commit, *tail, now))
         failures = [failed for future in futures if (failed := future.exception()) is not None]
         if failures:
-            _raise_for(failures, len(futures))
+            stored = len(futures) - len(failures)  # a tail not run is not stored either
+            _raise_for(failures[0], stored, parts=len(self.stagings))
         outcome = BatchOutcome()
         for future in futures:
             outcome.add(future.result())
@@ -147,16 +150,22 @@ def _close(session: Session) -> None:
         log.warning("an import lane's connection was lost before it could be closed")
 
 
-def _raise_for(failures: list[BaseException], parts: int) -> None:
-    """Say what the database refused and what was stored; a bug goes up as it is."""
-    first = failures[0]
+def _raise_for(first: BaseException, stored: int, parts: int) -> None:
+    """Say what failed and how much of the file is stored.
+
+    A database's refusal is told in a sentence; anything else is a bug and goes
+    up as it is, unless part of the file is stored, which the user must learn
+    (the bug is then logged with its traceback).
+    """
+    if stored:
+        if not isinstance(first, DBAPIError | ImportFailed):
+            log.error("an import lane failed", exc_info=first)
+        raise ImportIncomplete(
+            f"the file is stored in {parts} parts and {parts - stored} of them failed "
+            f"({first}); import it again: what is stored already counts as unchanged"
+        ) from first
     if not isinstance(first, DBAPIError | ImportFailed):
         raise first
-    if len(failures) < parts:
-        raise ImportIncomplete(
-            f"the file is stored in parts, and {len(failures)} of {parts} failed ({first}); "
-            "import it again: what is stored already counts as unchanged"
-        ) from first
     raise ImportFailed(f"nothing was stored: {first}") from first
 
 
