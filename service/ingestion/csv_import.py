@@ -1,7 +1,9 @@
 """Streaming a CSV file through the same validation and upsert rules as the REST batches.
 
-Unlike a REST batch, an import is not all-or-nothing: each batch of good rows is
-stored in its own transaction and bad rows are reported by line number.
+Unlike a REST batch, an import is not all-or-nothing: every good row is stored
+and bad rows are reported by line number. Orders on PostgreSQL are staged and
+merged when the file ends (order_file.py); everything else is stored batch by
+batch, each batch in its own transaction, while the file is read.
 """
 
 from __future__ import annotations
