@@ -254,8 +254,7 @@ def _merge_statement(new_only: bool) -> Any:
             "max(placed_at)"
             if new_only
             else "greatest(max(placed_at), (SELECT max(placed_at) FROM moved))"
-        } FROM written),
-           (SELECT count(*) FROM queued)
+        } FROM written)
     """
     )
 
@@ -295,7 +294,7 @@ def _merge_round(session: Session, round_number: int, now: datetime) -> _Merged:
     staged = session.execute(
         text(f"SELECT count(*) FROM {STAGING} WHERE round = :round"), {"round": round_number}
     ).scalar_one()
-    incoming, created, updated, first, last, _queued = _run_merge(session, round_number, now)
+    incoming, created, updated, first, last = _run_merge(session, round_number, now)
     if incoming != staged:
         raise CustomersVanished(
             "customers named by the file were erased while it was being imported"

@@ -29,8 +29,6 @@ from service.ingestion.records import (
     RecordParser,
 )
 
-# Prepared keys kept for the writers, at most (a few chunks' worth).
-_PREPARED_KEPT = 20_000
 COLUMNS = {"customers": CUSTOMER_FIELDS, "orders": ORDER_FIELDS, "spend": SPEND_FIELDS}
 # Columns holding JSON text, because a CSV cell cannot hold an object.
 JSON_COLUMNS = frozenset({"attributes"})
@@ -73,17 +71,14 @@ def import_csv(
         )
     report = ImportReport()
     # Writers store batches while this thread parses the next ones. On PostgreSQL
-    # two writers overlap one's Python work with the other's database work; the
-    # rows they share (stub customers) are created here first, so they never wait
-    # on each other. SQLite has a single writer anyway.
+    # two writers overlap one's Python work with the other's database work (customers
+    # and spend files share no rows between batches of different ids). SQLite has a
+    # single writer anyway.
     lanes = 2 if database.engine.dialect.name == "postgresql" else 1
     with _WriterLanes(database, kind, lanes, batch_size) as writers:
         for batch, errors, rows_read in _batches(kind, parser, stream, batch_size):
             report.errors.extend(errors)
             report.rows += rows_read
-            if batch and kind.prepare is not None:
-                with database.transaction() as session:
-                    writers.remember(kind.prepare(session, batch, datetime.now(UTC)))
             for record in batch:
                 writers.add(record)
             on_progress(rows_read)
@@ -133,14 +128,6 @@ class _WriterLanes:
         self.in_flight: list[Future[BatchOutcome] | None] = [None] * lanes
         self.outcome = BatchOutcome()
         self._unkeyed = 0
-        # What `prepare` returned for recent chunks (customer pks), handed to `store`.
-        self.prepared: dict[Any, Any] | None = None
-
-    def remember(self, prepared: dict[Any, Any]) -> None:
-        """Keep recent chunks' prepared keys; older ones are looked up again if needed."""
-        if self.prepared is None or len(self.prepared) > _PREPARED_KEPT:
-            self.prepared = {}
-        self.prepared.update(prepared)
 
     def add(self, record: Any) -> None:
         lane = self._lane(record)
@@ -166,9 +153,7 @@ class _WriterLanes:
 
     def _store(self, batch: list[Any]) -> BatchOutcome:
         with self.database.transaction() as session:
-            if self.prepared is None:
-                return self.kind.store(session, batch, datetime.now(UTC))
-            return self.kind.store(session, batch, datetime.now(UTC), self.prepared)
+            return self.kind.store(session, batch, datetime.now(UTC))
 
     def __enter__(self) -> _WriterLanes:
         return self
