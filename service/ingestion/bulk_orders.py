@@ -2,26 +2,28 @@
 
 The CSV import of orders on PostgreSQL comes here instead of going batch by
 batch (on one connection per lane, see order_file.py). Validated rows are
-streamed by binary COPY into a temporary table while the file is read; at its
-end a few statements store them all in the connection's transaction, with the
-same rules as the batch upsert (METRICS.md §1):
+streamed by COPY, as text lines (order_lines.py), into a temporary table while
+the file is read; at its end a few statements store them all in the
+connection's transaction, with the same rules as the batch upsert (METRICS.md §1):
 
 1. stub customers for the customers the file names and nobody has sent yet;
 2. per *round* (the n-th occurrence of an order id in the file, so one id's
    versions apply in file order), one INSERT (plain when none of the round's
    orders is stored, else ON CONFLICT DO UPDATE keeping the stale-update rule)
-   that counts what it did and queues its customers for a history refresh.
+   that counts what it did and queues for a history refresh the customers that
+   had orders stored already.
 
 Why: batch by batch, every order is written twice, once stored and once when
 its customer's purchase history (prev/next counted order) is recomputed, since
 a customer's orders are spread over the whole file. Here the INSERT itself
-gives the orders of customers with no stored order their neighbours, by window
-functions over the file's rows, so a first import writes each order once. The
-customers are still queued: a concurrent writer may have added an order the
-INSERT did not see, and the refresh, which then finds nothing to rewrite,
-settles it. Nothing is locked beyond the rows written, and rows are written in
-key order, as REST batches write them, so an import and concurrent batches
-cannot deadlock on each other's orders.
+gives the orders of *fresh* customers (no stored order) their neighbours, by
+window functions over the file's rows, so a first import writes each order
+once and leaves the refresh nothing to do. A concurrent writer may still add an
+order to a fresh customer that the INSERT did not see: once committed, the
+merge looks for such orders and queues their customers
+(`queue_histories_others_touched`). Nothing is locked beyond the rows written,
+and rows are written in key order, as REST batches write them, so an import and
+concurrent batches cannot deadlock on each other's orders.
 """
 
 from __future__ import annotations
@@ -37,9 +39,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from service.ingestion.changes import TimeSpan, merge, record_change
-from service.ingestion.orders import order_values
 from service.ingestion.outcome import BatchOutcome
-from service.ingestion.records import OrderRecord
 from service.models import COUNTED_STATUS, UNKNOWN_CHANNEL
 
 STAGING = "import_orders"
@@ -64,7 +64,9 @@ _CREATE_STAGING = text(
     + ", ".join(f"{name} {kind}" for name, kind in _STAGED)
     + ") ON COMMIT DROP"
 )
-_COPY = f"COPY {STAGING} ({', '.join(name for name, _ in _STAGED)}) FROM STDIN (FORMAT BINARY)"
+_COPY = f"COPY {STAGING} ({', '.join(name for name, _ in _STAGED)}) FROM STDIN"
+_LINES_PER_WRITE = 500
+_WORK_MEM = "64MB"
 
 
 class ImportFailed(RuntimeError):
@@ -90,22 +92,52 @@ class OrderStaging:
         self.rows = 0
         self._copy: Copy | None = None
         self._copy_context: Any = None
+        self._pending: list[str] = []
+        # Set by `merge`, read by `queue_histories_others_touched`.
+        self.fresh_customers: list[int] = []
+        self.own_xids: set[str] = set()
 
     def __enter__(self) -> OrderStaging:
         self.session.execute(_CREATE_STAGING)
         driver = self.session.connection().connection.driver_connection
         self._copy_context = driver.cursor().copy(_COPY)  # type: ignore[union-attr]
         self._copy = self._copy_context.__enter__()
-        self._copy.set_types([kind for _, kind in _STAGED])
         return self
 
-    def add(self, record: OrderRecord) -> None:
-        assert self._copy is not None
+    def add(self, line: str) -> None:
+        """A staged line (order_lines.py), sent with the next few hundred."""
         self.rows += 1
-        self._copy.write_row((self.rows, 1, record.source, record.id, *order_values(record)))
+        self._pending.append(line)
+        if len(self._pending) >= _LINES_PER_WRITE:
+            self._send()
 
-    def __exit__(self, *error: object) -> None:
-        self._copy_context.__exit__(*error)
+    def _send(self) -> None:
+        assert self._copy is not None
+        self._copy.write("".join(self._pending))
+        self._pending.clear()
+
+    def __exit__(self, error_type: object, *error: object) -> None:
+        if error_type is None and self._pending:
+            self._send()
+        self._copy_context.__exit__(error_type, *error)
+
+    def queue_histories_others_touched(self) -> int:
+        """Once the merge is committed: queue the fresh customers another writer got to.
+
+        The INSERT gave the orders of *fresh* customers (no stored order) their
+        neighbours from the file alone. A concurrent writer adding an order to one
+        of them saw none of the file's, and a refresh run before our commit took
+        its queue entry seeing none of them either. Any such order is now visible
+        and was not written by us (its xmin is not one of ours): those customers
+        are queued, and the next refresh sees everything. A writer committing
+        after this looks finds the file's orders, and its queue entry is refreshed
+        after it. Returns how many were queued.
+        """
+        if not self.fresh_customers:
+            return 0
+        parameters = {"fresh": self.fresh_customers, "mine": sorted(self.own_xids)}
+        with self.session.begin():
+            return len(self.session.execute(_QUEUE_IF_OTHERS_WROTE, parameters).all())
 
     def merge(self, now: datetime) -> BatchOutcome:
         """Store every staged order; what the batch upsert would have counted."""
@@ -113,14 +145,19 @@ class OrderStaging:
         if not self.rows:
             return outcome
         session = self.session
+        # Room to sort a lane's rows in memory rather than on disk (the default is 4MB).
+        session.execute(text(f"SET LOCAL work_mem = '{_WORK_MEM}'"))
         session.execute(text(f"ANALYZE {STAGING}"))
         rounds = _number_rounds(session)
         session.execute(_STUBS, {"channel": UNKNOWN_CHANNEL, "now": now})
         spans: list[TimeSpan | None] = []
+        self.fresh_customers, self.own_xids = [], set()
         for round_number in range(1, rounds + 1):
             merged = _merge_round(session, round_number, now)
             outcome.add(merged.outcome)
             spans.append(merged.span)
+            self.fresh_customers += merged.fresh
+            self.own_xids.update(merged.xids)
         if outcome.created or outcome.updated:
             record_change(session, merge(spans), now)
         return outcome
@@ -152,10 +189,14 @@ _STUBS = text(
     INSERT INTO customers (source, external_id, acquisition_channel, stub, ingested_at)
     SELECT source, customer_id, :channel, true, :now
     FROM (SELECT DISTINCT source, customer_id FROM {STAGING}) named
-    ORDER BY source, customer_id
+    ORDER BY source COLLATE "C", customer_id COLLATE "C"
     ON CONFLICT (source, external_id) DO NOTHING
     """
 )
+
+# The order REST batches write keys in (Python's, by code point), whatever the
+# database's collation: two writers taking keys in one order cannot deadlock.
+_KEY_ORDER = 'i.source COLLATE "C", i.external_id COLLATE "C"'
 
 _COMPARED = (
     "customer_pk",
@@ -231,14 +272,18 @@ def _merge_statement(new_only: bool) -> Any:
         FROM incoming i
         LEFT JOIN fresh f ON f.pk = i.customer_pk
         WINDOW history AS (PARTITION BY i.customer_pk, i.counted
-                           ORDER BY i.placed_at, i.source, i.external_id)
-        ORDER BY i.source, i.external_id{"" if new_only else on_conflict}
-        RETURNING o.source, o.external_id, o.customer_pk, o.placed_at, (o.xmax = 0) AS inserted
+                           ORDER BY i.placed_at, {_KEY_ORDER})
+        ORDER BY {_KEY_ORDER}{"" if new_only else on_conflict}
+        RETURNING o.source, o.external_id, o.customer_pk, o.placed_at, (o.xmax = 0) AS inserted,
+                  o.xmin
     ),{"" if new_only else moved}
     queued AS (
         INSERT INTO stale_purchase_histories (customer_pk)
         SELECT DISTINCT pk FROM (
-            SELECT customer_pk AS pk FROM incoming{"" if new_only else also_queued}
+            SELECT customer_pk AS pk FROM incoming i
+            WHERE NOT EXISTS (SELECT 1 FROM fresh f WHERE f.pk = i.customer_pk){
+            "" if new_only else also_queued
+        }
         ) touched
         RETURNING customer_pk
     )
@@ -254,10 +299,23 @@ def _merge_statement(new_only: bool) -> Any:
             "max(placed_at)"
             if new_only
             else "greatest(max(placed_at), (SELECT max(placed_at) FROM moved))"
-        } FROM written)
+        } FROM written),
+           (SELECT array_agg(pk) FROM fresh),
+           (SELECT array_agg(DISTINCT xmin::text) FROM written)
     """
     )
 
+
+_QUEUE_IF_OTHERS_WROTE = text(
+    """
+    INSERT INTO stale_purchase_histories (customer_pk)
+    SELECT f.pk FROM unnest(CAST(:fresh AS bigint[])) AS f (pk)
+    WHERE EXISTS (SELECT 1 FROM orders o
+                  WHERE o.customer_pk = f.pk AND o.xmin <> ALL (CAST(:mine AS xid[])))
+    ORDER BY f.pk
+    RETURNING customer_pk
+    """
+)
 
 _MERGE_NEW = _merge_statement(new_only=True)
 _MERGE_ANY = _merge_statement(new_only=False)
@@ -288,13 +346,15 @@ _EQUAL_NOW = text(
 class _Merged:
     outcome: BatchOutcome
     span: TimeSpan | None
+    fresh: list[int]  # customers whose histories the INSERT wrote
+    xids: list[str]  # the (sub)transactions that wrote the rows
 
 
 def _merge_round(session: Session, round_number: int, now: datetime) -> _Merged:
     staged = session.execute(
         text(f"SELECT count(*) FROM {STAGING} WHERE round = :round"), {"round": round_number}
     ).scalar_one()
-    incoming, created, updated, first, last = _run_merge(session, round_number, now)
+    incoming, created, updated, first, last, fresh, xids = _run_merge(session, round_number, now)
     if incoming != staged:
         raise CustomersVanished(
             "customers named by the file were erased while it was being imported"
@@ -306,7 +366,7 @@ def _merge_round(session: Session, round_number: int, now: datetime) -> _Merged:
         outcome.unchanged = equal - created - updated
         outcome.stale_ignored = not_written - outcome.unchanged
     span = TimeSpan(first.astimezone(UTC), last.astimezone(UTC)) if first is not None else None
-    return _Merged(outcome, span)
+    return _Merged(outcome, span, fresh or [], xids or [])
 
 
 def _run_merge(session: Session, round_number: int, now: datetime) -> Any:

@@ -20,6 +20,7 @@ from service.db import Database
 from service.ingestion.batch import RecordKind, parse_record
 from service.ingestion.bulk_orders import ImportFailed
 from service.ingestion.order_file import OrderFileLoad
+from service.ingestion.order_lines import PlainOrderRows, record_line
 from service.ingestion.outcome import BatchOutcome
 from service.ingestion.records import (
     CUSTOMER_FIELDS,
@@ -95,19 +96,37 @@ def _import_orders_at_once(
     on_progress: Callable[[int], None],
     on_storing: Callable[[int], None],
 ) -> ImportReport:
-    """Stage every good row while reading, then merge them (service/ingestion/order_file.py)."""
+    """Stage every good row while reading, then merge them (service/ingestion/order_file.py).
+
+    Plain rows go straight to their staged line; the others through the record
+    parser, which reports the bad ones (service/ingestion/order_lines.py).
+    """
     report = ImportReport()
+    rows = _CsvRows(kind, stream)
+    plain = PlainOrderRows(rows.header, parser.currency, parser.exponent)
+    to_raw = _RawRecords(rows.header)
     try:
         with OrderFileLoad(database) as load:
-            for batch, errors, rows_read in _batches(kind, parser, stream, batch_size):
-                report.errors.extend(errors)
-                report.rows += rows_read
-                for record in batch:
-                    load.add(record)
-                on_progress(rows_read)
+            for number, (line, row) in enumerate(rows, 1):
+                staged = plain(row, number)
+                if staged is None:
+                    raw = to_raw(row)
+                    try:
+                        staged = record_line(parse_record(kind, parser, raw), number)
+                    except RecordInvalid as invalid:
+                        report.errors.extend(_line_errors(line, raw.get("id"), invalid))
+                        staged = None
+                if staged is not None:
+                    load.add(staged)
+                if number % batch_size == 0:
+                    on_progress(batch_size)
+            report.rows = rows.count
+            if rows.count % batch_size:
+                on_progress(rows.count % batch_size)
             on_storing(load.rows)
             report.outcome = load.store(datetime.now(UTC))
     except ImportFailed as failed:
+        report.rows = rows.count
         failed.report = report  # the bad rows found are still worth telling
         raise
     return report
@@ -173,32 +192,45 @@ class _WriterLanes:
 def _batches(
     kind: RecordKind, parser: RecordParser, stream: TextIO, batch_size: int
 ) -> Iterator[tuple[list[Any], list[dict[str, Any]], int]]:
-    reader = csv.reader(stream)
-    header = next(reader, None)
-    _check_header(kind, header)
-    assert header is not None
-    to_raw = _RawRecords(header)
+    rows = _CsvRows(kind, stream)
+    to_raw = _RawRecords(rows.header)
     batch: list[Any] = []
     errors: list[dict[str, Any]] = []
     rows_read = 0
-    # A quoted cell may span lines: report a bad row at the line it starts on.
-    first_line = reader.line_num + 1
-    for row in reader:
-        if not row:  # a blank line is no row (as csv.DictReader has it)
-            first_line = reader.line_num + 1
-            continue
+    for line, row in rows:
         rows_read += 1
         raw = to_raw(row)
         try:
             batch.append(parse_record(kind, parser, raw))
         except RecordInvalid as invalid:
-            errors.extend(_line_errors(first_line, raw.get("id"), invalid))
-        first_line = reader.line_num + 1
+            errors.extend(_line_errors(line, raw.get("id"), invalid))
         if rows_read == batch_size:
             yield batch, errors, rows_read
             batch, errors, rows_read = [], [], 0
     if rows_read:
         yield batch, errors, rows_read
+
+
+class _CsvRows:
+    """A file's rows after its checked header, each with the line it starts on."""
+
+    def __init__(self, kind: RecordKind, stream: TextIO):
+        self.reader = csv.reader(stream)
+        header = next(self.reader, None)
+        _check_header(kind, header)
+        assert header is not None
+        self.header: list[str] = header
+        self.count = 0
+
+    def __iter__(self) -> Iterator[tuple[int, list[str]]]:
+        reader = self.reader
+        # A quoted cell may span lines: report a bad row at the line it starts on.
+        first_line = reader.line_num + 1
+        for row in reader:
+            if row:  # a blank line is no row (as csv.DictReader has it)
+                self.count += 1
+                yield first_line, row
+            first_line = reader.line_num + 1
 
 
 class _RawRecords:

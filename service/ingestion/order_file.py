@@ -16,7 +16,10 @@ refreshed after the import).
 So no two lanes write the same customer or order, and each commits on its own.
 A lane can still deadlock with a concurrent writer (a REST batch taking the
 same rows in another order); PostgreSQL then fails one of the two, and if it
-is the lane, its merge (in a savepoint) runs again.
+is the lane, its merge (in a savepoint) runs again. Once committed, each lane
+checks whether another writer added orders to its fresh customers meanwhile
+(bulk_orders.py); should that check fail, the file is stored and the import
+says what to run (HistoriesUnchecked).
 """
 
 from __future__ import annotations
@@ -38,8 +41,8 @@ from sqlalchemy.orm import Session
 
 from service.db import Database
 from service.ingestion.bulk_orders import ImportFailed, OrderStaging
+from service.ingestion.order_lines import StagedLine
 from service.ingestion.outcome import BatchOutcome
-from service.ingestion.records import OrderRecord
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +58,10 @@ class ImportIncomplete(ImportFailed):
     """Some lanes stored their orders and others could not."""
 
 
+class HistoriesUnchecked(ImportFailed):
+    """Every order is stored; a check that their new customers' histories are whole failed."""
+
+
 class OrderFileLoad:
     """Use as a context manager: `add` every good record in file order, then `store`."""
 
@@ -67,7 +74,7 @@ class OrderFileLoad:
         self.sessions: list[Session] = []
         self.stagings: list[OrderStaging] = []
         self._copies = ExitStack()
-        self._lanes_of_id = bytearray(_ID_HASHES) if self.lane_count > 1 else None
+        self._lanes_of_id = bytearray(_ID_HASHES)
 
     def __enter__(self) -> OrderFileLoad:
         try:
@@ -85,24 +92,24 @@ class OrderFileLoad:
     def rows(self) -> int:
         return sum(staging.rows for staging in self.stagings)
 
-    def add(self, record: OrderRecord) -> None:
+    def add(self, staged: StagedLine) -> None:
+        source, order_id, customer_id, line = staged
         try:
-            self.stagings[self._lane(record)].add(record)
+            self.stagings[self._lane(source, order_id, customer_id)].add(line)
         except (DBAPIError, psycopg.Error) as error:
             raise ImportFailed(f"nothing was stored: {error}") from error
 
-    def _lane(self, record: OrderRecord) -> int:
-        """The lane of the record's customer, or the tail (index `lane_count`)."""
-        lane = hash((record.source, record.customer_id)) % self.lane_count
+    def _lane(self, source: str, order_id: str, customer_id: str) -> int:
+        """The lane of the order's customer, or the tail (index `lane_count`)."""
+        lane = hash((source, customer_id)) % self.lane_count
         seen = self._lanes_of_id
-        if seen is None:
-            return lane
-        slot = hash((record.source, record.id)) % _ID_HASHES
+        slot = hash((source, order_id)) % _ID_HASHES
         lanes = seen[slot]
-        if lanes & ~(1 << lane):  # another lane, or the tail, has had this id
+        bit = 1 << lane
+        if lanes & ~bit:  # another lane, or the tail, has had this id
             seen[slot] = lanes | _TAIL
             return self.lane_count
-        seen[slot] = lanes | (1 << lane)
+        seen[slot] = bit
         return lane
 
     def store(self, now: datetime) -> BatchOutcome:
@@ -114,16 +121,25 @@ class OrderFileLoad:
         lanes = list(zip(self.sessions, self.stagings, strict=True))
         tail = lanes.pop()
         with ThreadPoolExecutor(self.lane_count, thread_name_prefix="import-lane") as pool:
-            futures = [pool.submit(_merge_and_commit, *lane, now) for lane in lanes]
+            futures = [pool.submit(_store_lane, *lane, now) for lane in lanes]
         if not any(future.exception() for future in futures):
-            futures.append(_done(_merge_and_commit, *tail, now))
+            futures.append(_done(_store_lane, *tail, now))
         failures = [failed for future in futures if (failed := future.exception()) is not None]
         if failures:
             stored = len(futures) - len(failures)  # a tail not run is not stored either
             _raise_for(failures[0], stored, parts=len(self.stagings))
         outcome = BatchOutcome()
+        unchecked: list[Exception] = []
         for future in futures:
-            outcome.add(future.result())
+            lane_outcome, check_error = future.result()
+            outcome.add(lane_outcome)
+            unchecked += [check_error] if check_error else []
+        if unchecked:
+            raise HistoriesUnchecked(
+                "the file is stored, but whether other writers added orders to its new "
+                f"customers meanwhile could not be checked ({unchecked[0]}); run "
+                "`customer-metrics metrics rebuild` to be sure of their purchase histories"
+            )
         return outcome
 
     def __exit__(
@@ -177,6 +193,19 @@ def _done(function: Any, *arguments: Any) -> Future[Any]:
     except Exception as error:
         future.set_exception(error)
     return future
+
+
+def _store_lane(
+    session: Session, staging: OrderStaging, now: datetime
+) -> tuple[BatchOutcome, Exception | None]:
+    """Merge and commit, then check the histories it wrote; a failed check is returned."""
+    outcome = _merge_and_commit(session, staging, now)
+    try:
+        staging.queue_histories_others_touched()
+    except (DBAPIError, psycopg.Error) as error:
+        log.error("an import lane could not check its customers' histories", exc_info=error)
+        return outcome, error
+    return outcome, None
 
 
 def _merge_and_commit(session: Session, staging: OrderStaging, now: datetime) -> BatchOutcome:
