@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from flask import current_app
 
-from service.config import Settings
-from service.db import Database
-from service.ingestion.records import RecordParser
-from service.metrics import ReportCache
-from service.webhooks.mapper import BackgroundMapper
-from service.webhooks.sender_cache import SenderCache
+if TYPE_CHECKING:  # only the HTTP app has the last three, and the commands need not load them
+    from service.config import Settings
+    from service.db import Database
+    from service.ingestion.records import RecordParser
+    from service.metrics import ReportCache
+    from service.webhooks.mapper import BackgroundMapper
+    from service.webhooks.sender_cache import SenderCache
 
 
 def database() -> Database:

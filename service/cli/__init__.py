@@ -14,9 +14,9 @@ from service.cli.webhooks import webhooks
 
 
 def _create_app() -> object:
-    from service import create_app
+    from service import create_command_app
 
-    return create_app()
+    return create_command_app()
 
 
 @click.group(
