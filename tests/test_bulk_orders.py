@@ -15,6 +15,7 @@ import threading
 import time
 from datetime import UTC, datetime
 
+import psycopg
 import pytest
 from sqlalchemy import select, text
 
@@ -22,6 +23,7 @@ from service.ingestion import order_file
 from service.ingestion.batch import KINDS, ingest_batch
 from service.ingestion.bulk_orders import ImportFailed, OrderStaging
 from service.ingestion.csv_import import import_csv
+from service.ingestion.order_file import HistoriesUnchecked
 from service.ingestion.outcome import BatchOutcome
 from service.ingestion.purchase_history import rebuild_purchase_history, refresh_stale
 from service.ingestion.records import RecordParser
@@ -398,3 +400,27 @@ def test_an_order_another_writer_adds_to_a_new_customer_during_the_merge_is_not_
         ("c-race", march, february, None),
     ]
     assert history_changes_on_rebuild(db) == 0
+
+
+def test_a_lane_that_cannot_check_its_histories_after_committing_says_what_to_run(
+    db, settings, postgresql_only, monkeypatch
+):
+    """The app's idle connections (the committed lane's among them, not the tail's, which
+    is in its transaction) are lost between the lane's commit and its check."""
+    monkeypatch.setattr(order_file, "LANES", 1)
+    check = OrderStaging.queue_histories_others_touched
+
+    def lose_the_connections_first(staging: OrderStaging) -> int:
+        url = db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        with psycopg.connect(url, autocommit=True) as admin:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND state = 'idle'"
+                " AND pid <> pg_backend_pid()"
+            )
+        return check(staging)
+
+    monkeypatch.setattr(OrderStaging, "queue_histories_others_touched", lose_the_connections_first)
+    with pytest.raises(HistoriesUnchecked, match=r"^the file is stored, but .* metrics rebuild"):
+        import_rows(db, RecordParser(settings.reporting_currency), [a_row(), a_row(id="o-2")])
+    assert [order[0] for order in stored_orders(db)] == ["o-1", "o-2"]

@@ -135,9 +135,10 @@ class OrderFileLoad:
             outcome.add(lane_outcome)
             unchecked += [check_error] if check_error else []
         if unchecked:
+            reason = getattr(unchecked[0], "orig", None) or unchecked[0]  # without the SQL
             raise HistoriesUnchecked(
                 "the file is stored, but whether other writers added orders to its new "
-                f"customers meanwhile could not be checked ({unchecked[0]}); run "
+                f"customers meanwhile could not be checked ({reason}); run "
                 "`customer-metrics metrics rebuild` to be sure of their purchase histories"
             )
         return outcome
