@@ -285,21 +285,15 @@ def _merge_statement(new_only: bool) -> Any:
         ) touched
         RETURNING customer_pk
     )
-    SELECT (SELECT count(*) FROM incoming),
-           (SELECT count(*) FROM written WHERE inserted),
-           (SELECT count(*) FROM written WHERE NOT inserted),
-           (SELECT {
-            "min(placed_at)"
-            if new_only
-            else "least(min(placed_at), (SELECT min(placed_at) FROM moved))"
-        } FROM written),
-           (SELECT {
-            "max(placed_at)"
-            if new_only
-            else "greatest(max(placed_at), (SELECT max(placed_at) FROM moved))"
-        } FROM written),
+    SELECT (SELECT count(*) FROM incoming), w.created, w.updated,
+           {"w.first" if new_only else "least(w.first, (SELECT min(placed_at) FROM moved))"},
+           {"w.last" if new_only else "greatest(w.last, (SELECT max(placed_at) FROM moved))"},
            (SELECT array_agg(pk) FROM fresh),
-           (SELECT array_agg(DISTINCT xmin::text) FROM written)
+           (SELECT array_agg(x::text) FROM (SELECT DISTINCT xmin AS x FROM written) xids)
+    FROM (SELECT count(*) FILTER (WHERE inserted) AS created,
+                 count(*) FILTER (WHERE NOT inserted) AS updated,
+                 min(placed_at) AS first, max(placed_at) AS last
+          FROM written) w
     """
     )
 
