@@ -218,10 +218,11 @@ def _merge_statement(new_only: bool) -> Any:
 
     `fresh`: the round's customers with no stored order (and, when some of the
     round's orders are stored, none of them); the INSERT computes their
-    histories. Every customer the round touches is queued for a refresh, which
-    finds nothing to rewrite for a fresh one unless another writer got there.
-    Rows go in key order, so their pks do too, and ties in time are broken by
-    key in the window as by pk in the refresh.
+    histories, and the statement returns them with the transaction ids that
+    wrote its rows (`OrderStaging.queue_histories_others_touched` uses both).
+    Every other customer the round touches is queued for a refresh. Rows go in
+    key order, so their pks do too, and ties in time are broken by key in the
+    window as by pk in the refresh.
 
     With `new_only` (no order of the round is stored), a plain INSERT: it costs a
     fifth less than ON CONFLICT. A concurrent writer storing one of the ids first
