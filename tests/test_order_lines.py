@@ -161,6 +161,22 @@ def test_the_rows_of_a_plain_file_all_take_the_straight_line():
     )
 
 
+@pytest.mark.parametrize(
+    "row",
+    [
+        # Digits of other scripts: the parser reads them, PostgreSQL's int8 would not.
+        ["o-1", "c-1", "2024-03-01T10:00:00Z", "USD", "\u0661\u0660", "completed"],
+        ["o-1", "c-1", "2024-03-01T10:00:00Z", "USD", "1\uff10", "completed"],
+        # One cell short, with a NUL where the separator would be.
+        ["o-1", "c-1\x002024-03-01T10:00:00Z", "USD", "10", "completed"],
+        ["o-1", "c-1", "2024-03-01T10:00:00Z", "USD", "10", "completed", "surplus"],
+    ],
+)
+def test_rows_that_only_look_plain_go_to_the_parser(row):
+    header = ["id", "customer_id", "placed_at", "currency", "total", "status"]
+    assert PlainOrderRows(header, "USD", 2)(row, 1) is None
+
+
 def test_a_record_line_escapes_what_copy_text_would_misread():
     record = USD.order(
         {

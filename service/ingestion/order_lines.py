@@ -65,7 +65,9 @@ class PlainOrderRows:
             cells = _CELLS.join(self._cell(name) for name in header)
             # Missing columns and fractions match as empty groups, so every group exists.
             absent = "".join(f"(?P<{g}>)" for g in _GROUPS if f"(?P<{g}>" not in cells)
-            self._match = re.compile(absent + cells).fullmatch
+            # ASCII: \d would take other scripts' digits, which PostgreSQL's int8 refuses.
+            self._match = re.compile(absent + cells, re.ASCII).fullmatch
+        self._cells = len(header)
 
     def _cell(self, name: str) -> str:
         if name in ("id", "customer_id", "source"):
@@ -85,7 +87,11 @@ class PlainOrderRows:
         raise ValueError(f"{name!r} is not a column of an orders file")
 
     def __call__(self, row: list[str], number: int) -> StagedLine | None:
-        if self._match is None or (found := self._match(_CELLS.join(row))) is None:
+        # A row of the header's length only: in a short one, a NUL inside a cell would
+        # pass for the separator and shift the cells after it.
+        if self._match is None or len(row) != self._cells:
+            return None
+        if (found := self._match(_CELLS.join(row))) is None:
             return None
         (source, order_id, customer_id, placed_at, total, total_fraction, refunded,
          refunded_fraction, status, test, updated_at) = found.group(*_GROUPS)  # fmt: skip
