@@ -24,6 +24,7 @@ from service.ingestion.batch import KINDS, ingest_batch
 from service.ingestion.bulk_orders import ImportFailed, OrderStaging
 from service.ingestion.csv_import import import_csv
 from service.ingestion.order_file import HistoriesUnchecked
+from service.ingestion.orders import upsert_orders
 from service.ingestion.outcome import BatchOutcome
 from service.ingestion.purchase_history import rebuild_purchase_history, refresh_stale
 from service.ingestion.records import RecordParser
@@ -424,3 +425,123 @@ def test_a_lane_that_cannot_check_its_histories_after_committing_says_what_to_ru
     with pytest.raises(HistoriesUnchecked, match=r"^the file is stored, but .* metrics rebuild"):
         import_rows(db, RecordParser(settings.reporting_currency), [a_row(), a_row(id="o-2")])
     assert [order[0] for order in stored_orders(db)] == ["o-1", "o-2"]
+
+
+def _wait_until_someone_waits_on_a_lock(db) -> None:
+    deadline = time.monotonic() + 30
+    with db.engine.connect() as watcher:
+        while time.monotonic() < deadline:
+            waiting = watcher.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE wait_event_type = 'Lock' AND datname = current_database()"
+                )
+            ).scalar_one()
+            watcher.rollback()
+            if waiting:
+                return
+            time.sleep(0.02)
+    raise AssertionError("nobody waited on a lock")
+
+
+@pytest.mark.parametrize(
+    ("writer_customer", "writer_updated_at"),
+    [
+        ("c-fresh", ""),  # the merge updates the writer's row, without its neighbours
+        ("c-other", ""),  # ... and moves it to the fresh customer
+        ("c-other", "2024-06-02T00:00:00Z"),  # newer: the file's row is stale, not counted
+    ],
+)
+def test_an_order_another_writer_commits_while_the_merge_waits_on_it_leaves_no_history_wrong(
+    db, settings, postgresql_only, monkeypatch, writer_customer, writer_updated_at
+):
+    """Found by review: the general (ON CONFLICT) merge meets a row committed after its
+    snapshot, so what it wrote for a fresh customer's history may not hold; and a
+    refresh between the writer's commit and the import's took the writer's entry."""
+    monkeypatch.setattr(order_file, "LANES", 1)
+    parser = RecordParser(settings.reporting_currency)
+    import_rows(db, parser, [a_row(id="o-old", customer_id="c-old")])  # so ON CONFLICT it is
+    refresh_stale(db)
+    ingest_batch(db, KINDS["customers"], parser, [{"id": "c-fresh"}, {"id": "c-other"}], NOW)
+    writer = db.sessions()
+    writer.begin()
+    theirs = a_row(
+        id="o-2", customer_id=writer_customer, placed_at="2024-02-15T10:00:00Z",
+        updated_at=writer_updated_at,
+    )  # fmt: skip
+    upsert_orders(writer, [parser.order(as_raw(theirs))], NOW)
+
+    merged, go_on = threading.Event(), threading.Event()
+    merge = OrderStaging.merge
+
+    def merge_and_hold(staging: OrderStaging, now: datetime) -> BatchOutcome:
+        outcome = merge(staging, now)
+        if staging.rows:
+            merged.set()
+            go_on.wait(30)
+        return outcome
+
+    monkeypatch.setattr(OrderStaging, "merge", merge_and_hold)
+    file_rows = [
+        a_row(id="o-old", customer_id="c-old"),
+        *(
+            a_row(id=f"o-{n}", customer_id="c-fresh", placed_at=f"2024-0{n}-01T10:00:00Z",
+                  updated_at="2024-06-01T00:00:00Z")
+            for n in (1, 2, 3)
+        ),
+    ]  # fmt: skip
+    importing = threading.Thread(target=import_rows, args=(db, parser, file_rows))
+    importing.start()
+    try:
+        _wait_until_someone_waits_on_a_lock(db)  # the merge, on the writer's o-2
+        writer.commit()
+        assert merged.wait(30)
+        refresh_stale(db)  # a metrics read meanwhile takes the writer's queue entry
+    finally:
+        go_on.set()
+        importing.join(60)
+        writer.close()
+
+    refresh_stale(db)
+    assert history_changes_on_rebuild(db) == 0
+
+
+def test_an_imported_order_a_rest_batch_moves_as_the_import_commits_leaves_no_history_wrong(
+    db, settings, postgresql_only, monkeypatch
+):
+    """Found by review: the REST batch read before the import committed, so it knows
+    nothing of the order's customer in the file; its update still moves the order,
+    and the customer it left must be queued (by the database's trigger)."""
+    monkeypatch.setattr(order_file, "LANES", 1)
+    parser = RecordParser(settings.reporting_currency)
+    merge = OrderStaging.merge
+    rest_batches: list[threading.Thread] = []
+
+    def merge_then_race(staging: OrderStaging, now: datetime) -> BatchOutcome:
+        outcome = merge(staging, now)  # not committed yet
+        if staging.rows:
+            moved = a_row(id="o-2", customer_id="c-other", placed_at="2024-02-01T10:00:00Z")
+            batch = [as_raw(moved)]
+            rest = threading.Thread(
+                target=ingest_batch, args=(db, KINDS["orders"], parser, batch, NOW)
+            )
+            rest.start()
+            rest_batches.append(rest)
+            _wait_until_someone_waits_on_a_lock(db)  # on our uncommitted o-2
+        return outcome
+
+    monkeypatch.setattr(OrderStaging, "merge", merge_then_race)
+    import_rows(
+        db,
+        parser,
+        [
+            a_row(id=f"o-{n}", customer_id="c-fresh", placed_at=f"2024-0{n}-01T10:00:00Z")
+            for n in (1, 2, 3)
+        ],
+    )
+    for rest in rest_batches:
+        rest.join(60)
+
+    assert {order[0]: order[1] for order in stored_orders(db)}["o-2"] == "c-other"
+    refresh_stale(db)
+    assert history_changes_on_rebuild(db) == 0

@@ -132,6 +132,23 @@ def test_moving_or_cancelling_orders_refreshes_both_customers(api, db) -> None:
     assert _stored_neighbours(db) == _expected_neighbours(db)
 
 
+def test_an_order_moved_by_a_writer_that_did_not_read_it_first_still_queues_both_customers(
+    api, db
+) -> None:
+    """A writer whose read missed the row (it committed meanwhile) updates it anyway;
+    the database's trigger queues the customer it left (migration 0008)."""
+    _post(api, *(order(f"o-{i}", customer_id="c-1", placed_at=_at(i)) for i in range(3)))
+    assert api.post("/v1/customers", [{"id": "c-2"}]).status_code == 200
+    refresh_stale(db)
+    with db.transaction() as session:  # such a writer: its update, and its new customer
+        c_2 = "(SELECT pk FROM customers WHERE external_id = 'c-2')"
+        session.execute(text(f"UPDATE orders SET customer_pk = {c_2} WHERE external_id = 'o-1'"))
+        session.execute(text(f"INSERT INTO stale_purchase_histories (customer_pk) SELECT {c_2}"))
+    assert _queued(db) == 2  # c-2 by the writer, c-1 by the trigger
+    refresh_stale(db)
+    assert _stored_neighbours(db) == _expected_neighbours(db)
+
+
 def test_a_rebuild_after_refreshes_changes_nothing(api, db) -> None:
     batch = [
         order(f"o-{i}", customer_id=f"c-{i % 5}", placed_at=_at((i * 7) % 40)) for i in range(40)

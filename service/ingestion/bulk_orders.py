@@ -10,8 +10,9 @@ connection's transaction, with the same rules as the batch upsert (METRICS.md §
 2. per *round* (the n-th occurrence of an order id in the file, so one id's
    versions apply in file order), one INSERT (plain when none of the round's
    orders is stored, else ON CONFLICT DO UPDATE keeping the stale-update rule)
-   that counts what it did and queues for a history refresh the customers that
-   had orders stored already.
+   that counts what it did and queues customers for a history refresh: all of
+   them when some of the round's orders were stored, else those that had
+   orders stored already.
 
 Why: batch by batch, every order is written twice, once stored and once when
 its customer's purchase history (prev/next counted order) is recomputed, since
@@ -218,11 +219,14 @@ def _merge_statement(new_only: bool) -> Any:
 
     `fresh`: the round's customers with no stored order (and, when some of the
     round's orders are stored, none of them); the INSERT computes their
-    histories, and the statement returns them with the transaction ids that
-    wrote its rows (`OrderStaging.queue_histories_others_touched` uses both).
-    Every other customer the round touches is queued for a refresh. Rows go in
-    key order, so their pks do too, and ties in time are broken by key in the
-    window as by pk in the refresh.
+    histories. With `new_only`, the statement returns them with the transaction
+    ids that wrote its rows (`OrderStaging.queue_histories_others_touched` uses
+    both), and queues every other customer the round touches for a refresh.
+    Otherwise it queues them all, fresh ones too: a row another writer committed
+    after this statement's snapshot is updated here without its neighbours, or
+    kept (if newer) while the window counted the file's version, and only a
+    refresh sees the outcome. Rows go in key order, so their pks do too, and
+    ties in time are broken by key in the window as by pk in the refresh.
 
     With `new_only` (no order of the round is stored), a plain INSERT: it costs a
     fifth less than ON CONFLICT. A concurrent writer storing one of the ids first
@@ -279,9 +283,10 @@ def _merge_statement(new_only: bool) -> Any:
     queued AS (
         INSERT INTO stale_purchase_histories (customer_pk)
         SELECT DISTINCT pk FROM (
-            SELECT customer_pk AS pk FROM incoming i
-            WHERE NOT EXISTS (SELECT 1 FROM fresh f WHERE f.pk = i.customer_pk){
-            "" if new_only else also_queued
+            SELECT customer_pk AS pk FROM incoming i{
+            " WHERE NOT EXISTS (SELECT 1 FROM fresh f WHERE f.pk = i.customer_pk)"
+            if new_only
+            else also_queued
         }
         ) touched
         RETURNING customer_pk
@@ -289,7 +294,7 @@ def _merge_statement(new_only: bool) -> Any:
     SELECT (SELECT count(*) FROM incoming), w.created, w.updated,
            {"w.first" if new_only else "least(w.first, (SELECT min(placed_at) FROM moved))"},
            {"w.last" if new_only else "greatest(w.last, (SELECT max(placed_at) FROM moved))"},
-           (SELECT array_agg(pk) FROM fresh),
+           {"(SELECT array_agg(pk) FROM fresh)" if new_only else "NULL::bigint[]"},
            (SELECT array_agg(x::text) FROM (SELECT DISTINCT xmin AS x FROM written) xids)
     FROM (SELECT count(*) FILTER (WHERE inserted) AS created,
                  count(*) FILTER (WHERE NOT inserted) AS updated,

@@ -7,8 +7,11 @@ from single rows through them.
 
 Writers do not compute them: they queue every customer whose orders they touch
 (`queue_customers`, one cheap INSERT, no lock), so concurrent batches sharing
-customers never wait on each other. Before metrics are read, `refresh_stale`
-recomputes the queued customers' histories in one set-based pass.
+customers never wait on each other. The customer an order is moved away from
+is queued by the database itself (a trigger, migration 0008): a writer whose
+read missed the row, committed meanwhile by another, does not know it. Before
+metrics are read, `refresh_stale` recomputes the queued customers' histories in
+one set-based pass.
 """
 
 from __future__ import annotations
