@@ -149,6 +149,33 @@ def test_an_order_moved_by_a_writer_that_did_not_read_it_first_still_queues_both
     assert _stored_neighbours(db) == _expected_neighbours(db)
 
 
+def test_a_batch_committed_while_a_rebuild_runs_loses_no_neighbour(
+    api, db, backend, monkeypatch
+) -> None:
+    """Found by review: the rebuild emptied the queue after its UPDATE, dropping the
+    entry of a batch committed in between, whose order the UPDATE had not seen."""
+    if backend != "postgresql":
+        pytest.skip("SQLite serialises writers; these races exist on PostgreSQL only")
+    _post(api, order("o-1", customer_id="c-1", placed_at=_at(0)))
+    _post(api, order("o-3", customer_id="c-1", placed_at=_at(10)))
+    refresh_stale(db)
+    with db.transaction() as session:
+        execute = session.execute
+
+        def a_batch_commits_just_before_the_queue_is_emptied(statement: Any, *a: Any, **k: Any):
+            if str(statement).startswith("DELETE FROM stale_purchase_histories"):
+                batch = [order("o-2", customer_id="c-1", placed_at=_at(5))]
+                writer = threading.Thread(target=_post, args=(api, *batch))  # its own connection
+                writer.start()
+                writer.join(30)
+            return execute(statement, *a, **k)
+
+        monkeypatch.setattr(session, "execute", a_batch_commits_just_before_the_queue_is_emptied)
+        rebuild_purchase_history(session)
+    refresh_stale(db)
+    assert _stored_neighbours(db) == _expected_neighbours(db)
+
+
 def test_a_rebuild_after_refreshes_changes_nothing(api, db) -> None:
     batch = [
         order(f"o-{i}", customer_id=f"c-{i % 5}", placed_at=_at((i * 7) % 40)) for i in range(40)

@@ -161,9 +161,11 @@ def refresh_queued(session: Session, now: datetime, share: int = 0, shares: int 
 
 def rebuild_purchase_history(session: Session) -> int:
     """Recompute every order's neighbours (after a bulk load); the number of rows changed."""
+    # The queue first: an entry committed after this DELETE stays for the next refresh,
+    # and the UPDATE, a later statement, sees every order a deleted entry stood for.
+    session.execute(delete(StaleHistory))
     orders = select(*_COLUMNS, Order.pk.label("row_id")).subquery("orders_of")
     result = session.execute(_update_from(_history(orders).cte("history"), by_row_id=False))
-    session.execute(delete(StaleHistory))
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
