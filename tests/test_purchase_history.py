@@ -149,6 +149,30 @@ def test_an_order_moved_by_a_writer_that_did_not_read_it_first_still_queues_both
     assert _stored_neighbours(db) == _expected_neighbours(db)
 
 
+def test_the_time_an_order_left_is_logged_as_changed_even_when_its_writer_did_not_know_it(
+    api, db
+) -> None:
+    """Found by review: a writer whose read missed the row logs only the order's new
+    time, and cached reports of the time it left kept counting it."""
+    _post(api, order("o-1", customer_id="c-1", placed_at=_at(0)))
+    refresh_stale(db)
+    with db.transaction() as session:  # such a writer's update (its own log covers _at(900))
+        session.execute(
+            text("UPDATE orders SET placed_at = :later WHERE external_id = 'o-1'"),
+            {"later": _at(900)},
+        )
+    assert _queued(db) == 1  # by the trigger, with the time o-1 left
+    with db.sessions() as session:
+        before = current_version(session)
+    refresh_stale(db)
+    with db.sessions() as session:
+        changed_from, changed_to = session.execute(
+            text("SELECT changed_from, changed_to FROM data_changes WHERE version > :v"),
+            {"v": before},
+        ).one()
+    assert str(changed_from).startswith("2024-03-01 12:00") and changed_from == changed_to
+
+
 def test_a_batch_committed_while_a_rebuild_runs_loses_no_neighbour(
     api, db, backend, monkeypatch
 ) -> None:

@@ -48,7 +48,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from service.db import Database, UTCDateTime
-from service.ingestion.changes import TimeSpan, record_change
+from service.ingestion.changes import TimeSpan, merge, record_change
 from service.ingestion.sql import is_postgresql, key_relation
 from service.models import COUNTED_STATUS, Order, StaleHistory
 
@@ -129,18 +129,24 @@ def refresh_queued(session: Session, now: datetime, share: int = 0, shares: int 
         session.execute(select(func.pg_advisory_xact_lock(_REFRESH_LOCK + share)))
         session.execute(text(f"SET LOCAL lock_timeout = '{_LOCK_TIMEOUT}'"))
         mine = StaleHistory.customer_pk % shares == share
-        taken = delete(StaleHistory).where(mine).returning(StaleHistory.customer_pk).cte("taken")
+        taken = (
+            delete(StaleHistory)
+            .where(mine)
+            .returning(StaleHistory.customer_pk, StaleHistory.changed_at)
+            .cte("taken")
+        )
         customers = select(taken.c.customer_pk.label("pk")).distinct().subquery("customers")
         history = _history(_orders_of(customers, by_ctid=True)).cte("history")
         changes = [history.c[name] for name in _CHANGE]
         updated = _update_from(history, by_row_id=True).returning(*changes).cte("updated")
-        moved = session.execute(_moved_span(updated)).one()
+        moved = session.execute(_moved_span(updated, also=taken.c.changed_at)).one()
         span = TimeSpan(moved[0], moved[1]) if moved[0] is not None else None
     else:
         # SQLite has one writer at a time (this transaction): read, write, then empty.
-        pks = sorted(set(session.scalars(select(StaleHistory.customer_pk))))
-        if not pks:
+        queued = session.execute(select(StaleHistory.customer_pk, StaleHistory.changed_at)).all()
+        if not queued:
             return
+        pks = sorted({customer_pk for customer_pk, _ in queued})
         customers = _pk_relation(session, pks)
         history = _history(_orders_of(customers, by_ctid=False)).subquery("history")
         changed = session.execute(
@@ -155,7 +161,8 @@ def refresh_queued(session: Session, now: datetime, share: int = 0, shares: int 
                 ],
             )
         session.execute(delete(StaleHistory))
-        span = _moved_in_python(changed)
+        left = TimeSpan.covering(changed_at for _, changed_at in queued)
+        span = merge([_moved_in_python(changed), left])
     record_change(session, span, now)
 
 
@@ -229,13 +236,21 @@ def _moved_instants(changes: Any) -> tuple[Any, Any]:
     return by_prev, by_next
 
 
-def _moved_span(changes: Any) -> Any:
+def _moved_span(changes: Any, also: Any) -> Any:
+    """The span of the instants whose neighbours changed, and of the `also` column
+    (the times orders left, which the queue carries)."""
     by_prev, by_next = _moved_instants(changes)
     instant = UTCDateTime()
+    moved = select(
+        func.least(func.min(by_prev), func.min(by_next)).label("first"),
+        func.greatest(func.max(by_prev), func.max(by_next)).label("last"),
+    ).subquery("moved")
+    left = select(func.min(also).label("first"), func.max(also).label("last")).subquery("left")
+    # Each an aggregate of one row, even over no rows.
     return select(
-        func.least(func.min(by_prev), func.min(by_next), type_=instant),
-        func.greatest(func.max(by_prev), func.max(by_next), type_=instant),
-    )
+        func.least(moved.c.first, left.c.first, type_=instant),
+        func.greatest(moved.c.last, left.c.last, type_=instant),
+    ).select_from(moved.join(left, true()))
 
 
 def _moved_in_python(changed: Iterable[Any]) -> TimeSpan | None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import BigInteger
 from sqlalchemy.orm import Mapped, mapped_column
 
-from service.db import Base, BigIntPK
+from service.db import Base, BigIntPK, UTCDateTime
 
 
 class StaleHistory(Base):
@@ -20,3 +22,6 @@ class StaleHistory(Base):
 
     pk: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
     customer_pk: Mapped[int] = mapped_column(BigInteger)
+    # Set by the database when an order leaves this customer or its time (migration
+    # 0008): the time it left, which the refresh reports as changed.
+    changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
