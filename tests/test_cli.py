@@ -17,6 +17,8 @@ from sqlalchemy import inspect, select, text
 from service import create_app
 from service.cli import cli
 from service.config import Settings
+from service.db import make_engine
+from service.migrate import upgrade
 from service.models import ApiKey
 
 
@@ -210,6 +212,31 @@ def test_db_upgrade_run_as_a_command_prints_one_line_and_no_logs(tmp_path):
         [str(command), "db", "upgrade"], env=env, capture_output=True, text=True, timeout=120
     )
     assert (done.returncode, done.stdout, done.stderr) == (0, "database at head\n", "")
+
+
+def test_a_command_on_a_database_behind_the_code_says_to_upgrade_it(tmp_path):
+    """Upgrading the code without `db upgrade`: one line that says so, no traceback."""
+    command = str(Path(sys.executable).parent / "customer-metrics")
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    upgrade(make_engine(url), "0007")  # the schema before `changed_at`
+    orders = tmp_path / "orders.csv"
+    orders.write_text(
+        "id,customer_id,placed_at,currency,total,status\n"
+        "o-1,c-1,2024-03-01T10:00:00Z,USD,5.00,completed\n"
+    )
+    done = subprocess.run(
+        [command, "import", "orders", str(orders)],
+        env={**os.environ, "DATABASE_URL": url},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1
+    assert done.stderr.splitlines()[-1] == (
+        "customer-metrics: the database's schema is older than this version expects; "
+        "run `customer-metrics db upgrade` first"
+    )
+    assert "Traceback" not in done.stderr
 
 
 def test_db_status_fails_until_db_upgrade_migrates_to_head(empty_app):

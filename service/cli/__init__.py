@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 from flask.cli import FlaskGroup
+from sqlalchemy.exc import DBAPIError
 
 from service.cli.db import db
 from service.cli.imports import import_command
@@ -35,4 +36,28 @@ for command in (db, keys, import_command, metrics, serve, webhooks):
 
 
 def main() -> None:
-    cli()
+    try:
+        cli()
+    except DBAPIError as error:
+        # After an upgrade of the code, before `db upgrade`: say so, not a traceback.
+        if _schema_is_behind():
+            raise SystemExit(
+                "customer-metrics: the database's schema is older than this version "
+                "expects; run `customer-metrics db upgrade` first"
+            ) from error
+        raise
+
+
+def _schema_is_behind() -> bool:
+    from service.config import Settings
+    from service.db import make_engine
+    from service.migrate import is_at_head
+
+    try:
+        engine = make_engine(Settings.from_env().database_url)
+        try:
+            return not is_at_head(engine)
+        finally:
+            engine.dispose()
+    except Exception:  # the database cannot tell: the original error stands
+        return False
