@@ -272,6 +272,23 @@ def test_an_import_and_rest_batches_on_the_same_orders_neither_deadlock_nor_lose
     assert history_changes_on_rebuild(db) == 0
 
 
+def _wait_until_someone_waits_on_a_lock(db) -> None:
+    deadline = time.monotonic() + 30
+    with db.engine.connect() as watcher:
+        while time.monotonic() < deadline:
+            waiting = watcher.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE wait_event_type = 'Lock' AND datname = current_database()"
+                )
+            ).scalar_one()
+            watcher.rollback()
+            if waiting:
+                return
+            time.sleep(0.02)
+    raise AssertionError("nobody waited on a lock")
+
+
 def test_an_id_another_writer_stores_during_the_merge_is_counted_as_it_ends(
     db, settings, postgresql_only
 ):
@@ -283,21 +300,11 @@ def test_an_id_another_writer_stores_during_the_merge_is_counted_as_it_ends(
     committed = threading.Event()
 
     def commit_once_the_import_waits() -> None:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            waiting = other_writer.engine.connect()
-            with waiting:
-                blocked = waiting.execute(
-                    text(
-                        "SELECT count(*) FROM pg_stat_activity"
-                        " WHERE wait_event_type = 'Lock' AND datname = current_database()"
-                    )
-                ).scalar_one()
-            if blocked:
-                break
-            time.sleep(0.02)
-        other_writer.commit()
-        committed.set()
+        try:
+            _wait_until_someone_waits_on_a_lock(db)
+        finally:  # the import fails its assertions if it never waited
+            other_writer.commit()
+            committed.set()
 
     def store_the_same_id_uncommitted(_rows: int) -> None:
         # Older than the file's row, on another customer: the import must update it.
@@ -425,23 +432,6 @@ def test_a_lane_that_cannot_check_its_histories_after_committing_says_what_to_ru
     with pytest.raises(HistoriesUnchecked, match=r"^the file is stored, but .* metrics rebuild"):
         import_rows(db, RecordParser(settings.reporting_currency), [a_row(), a_row(id="o-2")])
     assert [order[0] for order in stored_orders(db)] == ["o-1", "o-2"]
-
-
-def _wait_until_someone_waits_on_a_lock(db) -> None:
-    deadline = time.monotonic() + 30
-    with db.engine.connect() as watcher:
-        while time.monotonic() < deadline:
-            waiting = watcher.execute(
-                text(
-                    "SELECT count(*) FROM pg_stat_activity"
-                    " WHERE wait_event_type = 'Lock' AND datname = current_database()"
-                )
-            ).scalar_one()
-            watcher.rollback()
-            if waiting:
-                return
-            time.sleep(0.02)
-    raise AssertionError("nobody waited on a lock")
 
 
 @pytest.mark.parametrize(

@@ -196,7 +196,7 @@ def test_a_record_line_escapes_what_copy_text_would_misread():
 @pytest.fixture
 def postgresql_only(backend):
     if backend != "postgresql":
-        pytest.skip("COPY is PostgreSQL's")
+        pytest.skip("staged lines are read by PostgreSQL's COPY, which SQLite does not have")
 
 
 def plain_instant_line(instant: str) -> str | None:

@@ -63,7 +63,8 @@ class HistoriesUnchecked(ImportFailed):
 
 
 class OrderFileLoad:
-    """Use as a context manager: `add` every good record in file order, then `store`."""
+    """Use as a context manager: `add` every good row's staged line (order_lines.py) in
+    file order, then `store`."""
 
     def __init__(self, database: Database, lanes: int | None = None):
         self.database = database
