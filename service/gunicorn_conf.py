@@ -25,26 +25,27 @@ limit_request_field_size = 16384
 # system user may have no home, and the service does not use `gunicornc`.
 control_socket_disable = True
 
-# Webhook deliveries are mapped into records by one process beside the workers
-# (service/webhooks/mapper_process.py), unless WEBHOOK_MAPPER says otherwise:
-# "thread" maps in a thread of each worker, "off" leaves it to a
-# `customer-metrics webhooks map --follow` you run yourself.
+# Webhook deliveries are mapped into records by the background worker, one
+# process beside the workers (service/background/), unless WEBHOOK_MAPPER says
+# otherwise: "thread" maps in a thread of each worker, "off" leaves it to a
+# `customer-metrics worker` you run yourself.
 webhook_mapper = os.environ.setdefault("WEBHOOK_MAPPER", "process")
-_mapper_process = None
+_background = None
 
 
 def when_ready(server):  # type: ignore[no-untyped-def]
-    global _mapper_process
+    """Start the background worker, before the first worker is forked."""
+    global _background
     if webhook_mapper == "process":
-        from service.webhooks.mapper_process import MapperProcess
+        from service.background.supervisor import BackgroundProcess
 
-        _mapper_process = MapperProcess()
-        _mapper_process.start()
+        _background = BackgroundProcess(log=server.log)
+        _background.start()
 
 
 def on_exit(server):  # type: ignore[no-untyped-def]
-    if _mapper_process is not None:
-        _mapper_process.stop()
+    if _background is not None:
+        _background.stop()
 
 
 def post_worker_init(worker):  # type: ignore[no-untyped-def]

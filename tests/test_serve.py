@@ -133,7 +133,7 @@ def test_serve_ensures_the_bootstrap_key_on_the_configured_database(tmp_path, ap
 
 
 def _descendant_mappers(pid: int) -> list[int]:
-    """`webhooks map` processes started below `pid` (by any of its threads)."""
+    """Background worker processes (`customer-metrics worker`) started by `pid`."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -143,7 +143,7 @@ def _descendant_mappers(pid: int) -> list[int]:
             parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
         except (OSError, IndexError, ValueError):
             continue
-        if parent == pid and b"webhooks map --follow" in command:
+        if parent == pid and b"main() worker" in command:
             found.append(int(entry.name))
     return found
 

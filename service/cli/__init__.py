@@ -12,6 +12,7 @@ from service.cli.keys import keys
 from service.cli.metrics import metrics
 from service.cli.serve import serve
 from service.cli.webhooks import webhooks
+from service.cli.worker import worker
 
 
 def _create_app() -> object:
@@ -31,7 +32,7 @@ def cli() -> None:
     """
 
 
-for command in (db, keys, import_command, metrics, serve, webhooks):
+for command in (db, keys, import_command, metrics, serve, webhooks, worker):
     cli.add_command(command)
 
 

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import logging
 import os
-import time
 from datetime import UTC, datetime, timedelta
 
 import click
 from flask.cli import with_appcontext
 from sqlalchemy import func, select
 
+from service.background.loop import run_until_stopped
+from service.background.tasks import MAP_WEBHOOK_DELIVERIES
+from service.cli.worker import while_parent_lives
 from service.extensions import database, record_parser
 from service.models import (
     DELIVERY_STATUSES,
@@ -20,7 +21,6 @@ from service.models import (
     WebhookSource,
 )
 from service.webhooks.deliveries import replay_delivery
-from service.webhooks.mapper import POLL_SECONDS
 from service.webhooks.mapping import map_all_received
 from service.webhooks.sources import (
     add_source,
@@ -31,7 +31,6 @@ from service.webhooks.sources import (
 )
 
 KIND = click.Choice(WEBHOOK_KINDS)
-log = logging.getLogger(__name__)
 
 
 @click.group()
@@ -172,27 +171,22 @@ def replay(delivery_ids: tuple[int, ...], all_failed: bool) -> None:
 @click.option("--nice", type=int, default=0, help="Lower this process's priority by N.")
 @with_appcontext
 def map_deliveries(follow: bool, nice: int) -> None:
-    """Map received deliveries into records (what `serve` runs beside gunicorn).
+    """Map received deliveries into records (`customer-metrics worker` does it too).
 
-    With --follow it looks every second, and stops when the process that started
-    it does.
+    With --follow it looks every second, rides out a database restart, and stops
+    when the process that started it does.
     """
     if nice:
         os.nice(nice)
-    parent = os.getppid()
-    while True:
-        counts = map_all_received(database(), record_parser())
-        if follow:
-            if counts:
-                log.info("webhook deliveries mapped", extra={"mapped": dict(counts)})
-        elif counts is None:
-            click.echo("another mapper is at work", err=True)
-        else:
-            summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
-            click.echo(f"mapped: {summary or 'nothing was waiting'}")
-        if not follow or os.getppid() != parent:
-            return
-        time.sleep(POLL_SECONDS)
+    if follow:
+        run_until_stopped((MAP_WEBHOOK_DELIVERIES,), keep_going=while_parent_lives())
+        return
+    counts = map_all_received(database(), record_parser())
+    if counts is None:
+        click.echo("another mapper is at work", err=True)
+    else:
+        summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+        click.echo(f"mapped: {summary or 'nothing was waiting'}")
 
 
 def _source(session: object, kind: str, name: str) -> WebhookSource:
