@@ -10,11 +10,12 @@ from service.jsonio import ExactJSONProvider
 
 def create_app(settings: Settings | None = None) -> Flask:
     """The WSGI app: settings → database → errors → logging → API blueprints."""
-    from service.api import customers, health, metrics, orders, spend, webhooks
+    from service.api import customers, health, metrics, orders, prometheus, spend, webhooks
     from service.api.openapi import make_api
     from service.errors import register_error_handlers
     from service.logs import install_request_ids
     from service.metrics import ReportCache
+    from service.monitoring.requests import install_request_metrics
     from service.webhooks.mapper import BackgroundMapper
     from service.webhooks.sender_cache import SenderCache
 
@@ -33,9 +34,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["customer_metrics.senders"] = SenderCache()
     app.extensions["customer_metrics.reports"] = ReportCache(database)
 
+    install_request_metrics(app)
     install_request_ids(app)
     api = make_api(app)
-    for module in (health, customers, orders, spend, metrics, webhooks):
+    for module in (health, customers, orders, spend, metrics, webhooks, prometheus):
         api.register_blueprint(module.blp)
     register_error_handlers(app)
     return app
@@ -50,11 +52,13 @@ def create_command_app(settings: Settings | None = None) -> Flask:
     from service.db import Database
     from service.ingestion.records import RecordParser
     from service.logs import configure_logging
+    from service.monitoring.pool import watch_pool
 
     settings = settings or Settings.from_env()
     app = Flask(__name__)
     app.extensions["customer_metrics.settings"] = settings
     app.extensions["customer_metrics.db"] = Database(settings.database_url)
+    watch_pool(app.extensions["customer_metrics.db"].engine)
     app.extensions["customer_metrics.parser"] = RecordParser(settings.reporting_currency)
     configure_logging(settings.log_level)
     return app

@@ -41,6 +41,9 @@ class Settings:
     # workers (the default under service/gunicorn_conf.py); "off": only a
     # `customer-metrics webhooks map --follow` you run yourself.
     webhook_mapper: str = "thread"
+    # /readyz answers 503 once a webhook delivery has waited longer than this to be
+    # mapped (a stopped mapper); 0 turns the check off.
+    readyz_max_mapping_lag_seconds: int = 300
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -60,4 +63,7 @@ class Settings:
             log_level=env.get("LOG_LEVEL", "INFO").upper(),
             bootstrap_api_key=env.get("BOOTSTRAP_API_KEY") or None,
             webhook_mapper=mapper,
+            readyz_max_mapping_lag_seconds=_int_env(
+                env, "READYZ_MAX_MAPPING_LAG_SECONDS", cls.readyz_max_mapping_lag_seconds
+            ),
         )

@@ -6,6 +6,9 @@ Every value can be overridden with the environment variables named here.
 
 import multiprocessing
 import os
+import shutil
+import tempfile
+from pathlib import Path
 
 bind = os.environ.get("BIND", "127.0.0.1:8000")
 # Requests are short and CPU-bound (parsing, validation); threads cover the waits on
@@ -33,19 +36,52 @@ webhook_mapper = os.environ.setdefault("WEBHOOK_MAPPER", "process")
 _background = None
 
 
+_own_metrics_dir = None
+
+
+def on_starting(server):  # type: ignore[no-untyped-def]
+    """Give the processes a directory to count Prometheus metrics in, before any starts.
+
+    prometheus-client reads PROMETHEUS_MULTIPROC_DIR when first imported, so it is set
+    here, in the master, before a worker or the background worker exists. Without
+    one configured, a temporary directory is made here and removed on exit.
+    """
+    global _own_metrics_dir
+    configured = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if configured:  # values of an earlier run would be counted again
+        for stale in Path(configured).glob("*.db"):
+            stale.unlink()
+    else:
+        _own_metrics_dir = tempfile.mkdtemp(prefix="customer-metrics-prometheus-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = _own_metrics_dir
+
+
 def when_ready(server):  # type: ignore[no-untyped-def]
     """Start the background worker, before the first worker is forked."""
     global _background
     if webhook_mapper == "process":
         from service.background.supervisor import BackgroundProcess
 
-        _background = BackgroundProcess(log=server.log)
+        _background = BackgroundProcess(log=server.log, on_child_exit=_forget_metrics_of)
         _background.start()
+
+
+def child_exit(server, worker):  # type: ignore[no-untyped-def]
+    _forget_metrics_of(worker.pid)
+
+
+def _forget_metrics_of(pid):  # type: ignore[no-untyped-def]
+    """A dead process's gauges no longer count (its counters and histograms still do)."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(pid)
 
 
 def on_exit(server):  # type: ignore[no-untyped-def]
     if _background is not None:
         _background.stop()
+    if _own_metrics_dir is not None:
+        shutil.rmtree(_own_metrics_dir, ignore_errors=True)
 
 
 def post_worker_init(worker):  # type: ignore[no-untyped-def]

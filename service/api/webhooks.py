@@ -24,6 +24,7 @@ from sqlalchemy import Connection
 from service.errors import MalformedBody, Unauthenticated
 from service.extensions import database, delivery_mapper, sender_cache
 from service.jsonio import loads_exact
+from service.monitoring.instruments import DELIVERIES_RECEIVED
 from service.schemas.webhooks import DeliveryResult
 from service.webhooks.deliveries import Delivery, Outcome, store_delivery
 from service.webhooks.signatures import SignatureRejected, verify_body_signature, verify_standard
@@ -166,6 +167,7 @@ def _accept(arrival: _Arrival) -> dict[str, Any]:
         )
     if outcome is None:
         _refuse(arrival.kind, arrival.name or "any", arrival.refusal())
+    DELIVERIES_RECEIVED.labels(arrival.kind, outcome.status).inc()
     mapper = delivery_mapper()  # the delivery is committed: the mapper takes it from here
     if mapper is not None and outcome.status == "received":
         mapper.wake()

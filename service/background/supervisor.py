@@ -21,7 +21,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 COMMAND = (
     sys.executable,
@@ -102,11 +102,7 @@ def spawn(command: Sequence[str]) -> Child:
     """Start `command` with posix_spawn; only stdin, stdout and stderr are passed on."""
     # The master's listening sockets are inheritable (for gunicorn's re-exec); the
     # worker must not hold the port open.
-    close = [
-        (os.POSIX_SPAWN_CLOSE, fd)
-        for fd in _open_fds()
-        if fd > 2 and _inheritable(fd)
-    ]
+    close = [(os.POSIX_SPAWN_CLOSE, fd) for fd in _open_fds() if fd > 2 and _inheritable(fd)]
     pid = os.posix_spawn(command[0], list(command), dict(os.environ), file_actions=close)
     return Child(pid)
 
@@ -129,10 +125,14 @@ class BackgroundProcess:
     """One worker process at a time, started again whenever it exits, until `stop()`."""
 
     def __init__(
-        self, command: Sequence[str] = COMMAND, log: logging.Logger | None = None
+        self,
+        command: Sequence[str] = COMMAND,
+        log: logging.Logger | None = None,
+        on_child_exit: Callable[[int], None] | None = None,
     ):
         self._command = tuple(command)
         self._log = log or logging.getLogger(__name__)
+        self._on_child_exit = on_child_exit or (lambda pid: None)
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._child: Child | None = None
@@ -169,6 +169,7 @@ class BackgroundProcess:
                 while not child.wait(LOOK_SECONDS):
                     pass
                 ended, ran = child.reap(), time.monotonic() - child.started
+                self._on_child_exit(child.pid)
             if self._stopping.is_set():
                 return
             pause = FIRST_RESTART_SECONDS if ran >= STEADY_SECONDS else pause

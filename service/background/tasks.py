@@ -35,7 +35,9 @@ def map_webhook_deliveries() -> None:
         log.info("webhook deliveries mapped", extra={"mapped": dict(counts)})
 
 
-MAP_WEBHOOK_DELIVERIES = PeriodicTask("map webhook deliveries", POLL_SECONDS, map_webhook_deliveries)
+MAP_WEBHOOK_DELIVERIES = PeriodicTask(
+    "map webhook deliveries", POLL_SECONDS, map_webhook_deliveries
+)
 
 # Everything `customer-metrics worker` runs.
 TASKS: tuple[PeriodicTask, ...] = (MAP_WEBHOOK_DELIVERIES,)

@@ -25,6 +25,7 @@ from service.ingestion.records import RecordParser
 from service.ingestion.rounds import in_rounds
 from service.ingestion.sql import is_postgresql
 from service.models import WebhookDelivery, WebhookSource
+from service.monitoring.instruments import DELIVERIES_MAPPED
 from service.webhooks.apply import ParsedChanges, apply_parsed
 from service.webhooks.deliveries import (
     EXPECTED_FAILURES,
@@ -77,7 +78,10 @@ def map_received(
             return None
         results = map_deliveries(session, _claim(session, limit), parser, now)
         _record(session, results, now)
-    return Counter(status for status, _ in results.values())
+    counts = Counter(status for status, _ in results.values())
+    for outcome, count in counts.items():  # committed: count them
+        DELIVERIES_MAPPED.labels(outcome).inc(count)
+    return counts
 
 
 def map_all_received(database: Database, parser: RecordParser) -> Counter[str] | None:
