@@ -50,8 +50,9 @@ class Child:
     def wait(self, timeout: float) -> bool:
         """Wait up to `timeout` seconds for the process to exit; True once it has."""
         if self._pidfd is not None:
-            readable, _, _ = select.select([self._pidfd], [], [], timeout)
-            return bool(readable)
+            watch = select.poll()
+            watch.register(self._pidfd, select.POLLIN)
+            return bool(watch.poll(timeout * 1000))
         try:  # no pidfd (not Linux): look, and reap it if it is ours to reap
             pid, _ = os.waitpid(self.pid, os.WNOHANG)
         except ChildProcessError:  # the arbiter reaped it
