@@ -116,7 +116,19 @@ def restartable_postgres() -> Iterator[tuple[str, Path]]:
     try:
         yield f"postgresql+psycopg://postgres@127.0.0.1:{PG_PORT}/postgres", data
     finally:
-        pg_ctl("-m", "immediate", "stop")
+        subprocess.run(  # a test that failed midway may have left it stopped
+            [
+                *as_postgres,
+                str(PG_BIN / "pg_ctl"),
+                "-D",
+                str(data / "db"),
+                "-m",
+                "immediate",
+                "stop",
+            ],
+            capture_output=True,
+            timeout=90,
+        )
         shutil.rmtree(data, ignore_errors=True)
 
 

@@ -37,6 +37,7 @@ MAX_RESTART_SECONDS = 30.0
 # that keeps exiting sooner waits twice as long each time (a crash loop).
 STEADY_SECONDS = 30.0
 LOOK_SECONDS = 0.5
+HAS_PIDFD = hasattr(os, "pidfd_open")
 
 
 class Child:
@@ -45,10 +46,17 @@ class Child:
     def __init__(self, pid: int):
         self.pid = pid
         self.started = time.monotonic()
-        self._pidfd = os.pidfd_open(pid) if hasattr(os, "pidfd_open") else None
+        self._gone = False
+        self._pidfd: int | None = None
+        try:
+            self._pidfd = os.pidfd_open(pid) if HAS_PIDFD else None
+        except ProcessLookupError:  # it exited and the arbiter reaped it already
+            self._gone = True
 
     def wait(self, timeout: float) -> bool:
         """Wait up to `timeout` seconds for the process to exit; True once it has."""
+        if self._gone:
+            return True
         if self._pidfd is not None:
             watch = select.poll()
             watch.register(self._pidfd, select.POLLIN)
@@ -79,7 +87,7 @@ class Child:
         try:
             if self._pidfd is not None:
                 signal.pidfd_send_signal(self._pidfd, signum)
-            elif not hasattr(os, "pidfd_open"):
+            elif not HAS_PIDFD and not self._gone:
                 os.kill(self.pid, signum)
         except ProcessLookupError:
             pass  # it has exited already
