@@ -34,8 +34,6 @@ control_socket_disable = True
 # `customer-metrics worker` you run yourself.
 webhook_mapper = os.environ.setdefault("WEBHOOK_MAPPER", "process")
 _background = None
-
-
 _own_metrics_dir = None
 
 
@@ -49,6 +47,7 @@ def on_starting(server):  # type: ignore[no-untyped-def]
     global _own_metrics_dir
     configured = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if configured:  # values of an earlier run would be counted again
+        Path(configured).mkdir(parents=True, exist_ok=True)
         for stale in Path(configured).glob("*.db"):
             stale.unlink()
     else:
