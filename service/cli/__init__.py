@@ -11,6 +11,7 @@ from service.cli.db import upgrade as db_upgrade
 from service.cli.imports import import_command
 from service.cli.keys import keys
 from service.cli.metrics import metrics
+from service.cli.openapi import openapi
 from service.cli.serve import serve
 from service.cli.webhooks import webhooks
 
@@ -40,7 +41,7 @@ def cli() -> None:
     """
 
 
-for command in (db, keys, import_command, metrics, serve, webhooks):
+for command in (db, keys, import_command, metrics, openapi, serve, webhooks):
     cli.add_command(command)
 
 # The commands that may make a new SQLite file; the others refuse (cli/database_choice.py).
