@@ -60,6 +60,16 @@ def test_a_relative_sqlite_url_is_shown_as_the_absolute_file(tmp_path):
     assert result.stderr.splitlines()[0] == f"database: sqlite:///{tmp_path}/data/metrics.sqlite3"
 
 
+def test_db_upgrade_into_a_directory_that_does_not_exist_says_so(tmp_path):
+    result = _run(tmp_path, "db", "upgrade", database_url="sqlite:///no-such-dir/m.sqlite3")
+
+    assert result.returncode == 1
+    missing = tmp_path / "no-such-dir"
+    assert result.stderr.splitlines()[-1] == (
+        f"Error: cannot create {missing / 'm.sqlite3'}: no directory {missing}"
+    )
+
+
 def test_every_command_says_which_database_it_uses_with_the_password_hidden(
     tmp_path, backend, database_url
 ):

@@ -35,7 +35,11 @@ def check_database(database_url: str, may_create: bool) -> None:
     url = make_url(database_url)
     click.echo(f"database: {describe(url)}", err=True)
     path = sqlite_file(url)
-    if path is None or path.exists() or may_create:
+    if path is None or path.exists():
+        return
+    if may_create:
+        if not path.parent.is_dir():  # SQLite would only say "unable to open database file"
+            raise click.ClickException(f"cannot create {path}: no directory {path.parent}")
         return
     raise click.ClickException(
         f"there is no database at {path}, and this command does not create one.\n"
