@@ -211,7 +211,8 @@ def test_db_upgrade_run_as_a_command_prints_one_line_and_no_logs(tmp_path):
     done = subprocess.run(
         [str(command), "db", "upgrade"], env=env, capture_output=True, text=True, timeout=120
     )
-    assert (done.returncode, done.stdout, done.stderr) == (0, "database at head\n", "")
+    said = f"database: sqlite:///{tmp_path / 'fresh.db'}\n"  # which database, and no logs
+    assert (done.returncode, done.stdout, done.stderr) == (0, "database at head\n", said)
 
 
 def test_a_command_on_a_database_behind_the_code_says_to_upgrade_it(tmp_path):
