@@ -7,7 +7,9 @@ from service.models.order import COUNTED_STATUS, ORDER_STATUSES, Order
 from service.models.spend import AcquisitionSpend
 from service.models.stale_history import StaleHistory
 from service.models.webhook import (
+    DELIVERY_KEY_LENGTH,
     DELIVERY_STATUSES,
+    TOPIC_LENGTH,
     WEBHOOK_KINDS,
     WebhookDelivery,
     WebhookErasure,
@@ -17,9 +19,11 @@ from service.models.webhook import (
 
 __all__ = [
     "COUNTED_STATUS",
+    "DELIVERY_KEY_LENGTH",
     "DELIVERY_STATUSES",
     "ORDER_STATUSES",
     "SCOPES",
+    "TOPIC_LENGTH",
     "UNKNOWN_CHANNEL",
     "WEBHOOK_KINDS",
     "AcquisitionSpend",
