@@ -1,6 +1,6 @@
 """The persistent model: one aggregate per module."""
 
-from service.models.api_key import SCOPES, ApiKey
+from service.models.api_key import SCOPES, ApiKey, ApiKeyRate
 from service.models.customer import UNKNOWN_CHANNEL, Customer
 from service.models.data_change import DataChange, DataVersion, StoredReport
 from service.models.order import COUNTED_STATUS, ORDER_STATUSES, Order
@@ -28,6 +28,7 @@ __all__ = [
     "WEBHOOK_KINDS",
     "AcquisitionSpend",
     "ApiKey",
+    "ApiKeyRate",
     "Customer",
     "DataChange",
     "DataVersion",
