@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from service import create_app
 from service.auth import create_key
@@ -125,6 +125,16 @@ def test_concurrent_requests_of_a_key_never_exceed_its_limit(
         decisions = list(pool.map(one, range(limit * 3 + 8)))
 
     assert sum(decisions) == limit
+
+
+def test_counting_waits_for_no_wal_flush_on_postgresql(db: Database, backend: str) -> None:
+    if backend == "sqlite":
+        pytest.skip("SQLite has no unlogged tables")
+    with db.sessions() as session:
+        persistence = session.scalar(
+            text("SELECT relpersistence FROM pg_class WHERE relname = 'api_key_rates'")
+        )
+    assert persistence == "u"  # unlogged
 
 
 # --- over HTTP -----------------------------------------------------------------------------
