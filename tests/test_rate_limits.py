@@ -7,9 +7,16 @@ HTTP tests send real requests, whose instants are the clock's.
 from __future__ import annotations
 
 import dataclasses
+import os
+import signal
+import subprocess
+import sys
 import time
+import urllib.error
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from flask import Flask
@@ -306,3 +313,54 @@ def test_default_rate_limit_is_read_from_the_environment(raw: str, expected: int
 def test_a_malformed_default_rate_limit_is_refused(raw: str) -> None:
     with pytest.raises(ConfigError, match="DEFAULT_RATE_LIMIT"):
         Settings.from_env({"DEFAULT_RATE_LIMIT": raw})
+
+
+def test_one_limit_holds_across_gunicorn_worker_processes(
+    app: Flask, db: Database, database_url: str, tmp_path: Path
+) -> None:
+    limit = 30  # one slot every 2 s once the burst is used
+    _, headers = new_key(db, limit)
+    port = 18100 + os.getpid() % 100  # this task's ports
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "BIND": f"127.0.0.1:{port}",
+        "WEB_CONCURRENCY": "3",
+        "WEBHOOK_MAPPER": "off",
+    }
+    serve = [sys.executable, "-c", "from service.cli import main; main()", "serve"]
+    process = subprocess.Popen(serve, cwd=tmp_path, env=env, stderr=subprocess.DEVNULL)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_until_ready(base, process)
+
+        def get(_: int) -> int:
+            request = urllib.request.Request(f"{base}/v1/orders?limit=1", headers=headers)
+            try:
+                with urllib.request.urlopen(request, timeout=30) as response:
+                    return int(response.status)
+            except urllib.error.HTTPError as error:
+                return int(error.code)
+
+        started = time.monotonic()
+        with ThreadPoolExecutor(12) as pool:
+            statuses = list(pool.map(get, range(120)))
+        elapsed = time.monotonic() - started
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+
+    assert set(statuses) == {200, 429}
+    assert limit <= statuses.count(200) <= limit + int(elapsed / 2)
+
+
+def wait_until_ready(base: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "serve exited early"
+        try:
+            with urllib.request.urlopen(f"{base}/readyz", timeout=1):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise AssertionError("the service did not become ready within 30 s")
