@@ -7,15 +7,18 @@ deliveries (or of their headers), never of forged ones.
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 from werkzeug.test import TestResponse
 
 from service.db import Database
-from service.models import WebhookDelivery
+from service.models import WebhookDelivery, WebhookSource
+from service.webhooks.deliveries import Delivery, store_delivery
 from service.webhooks.intake import MAX_NESTING, WOO_ID_LENGTH, WOO_TOPIC_LENGTH, nesting_depth
 from tests.factories import order
 from tests.webhook_payloads import (
@@ -38,6 +41,8 @@ from tests.webhook_support import (
     add_sender,
     assert_refused,
     delivery_count,
+    map_waiting,
+    mapped_outcome,
 )
 
 LONG = "x" * 255  # as long as an id may be: two ids that differ only after it are distinct
@@ -259,3 +264,25 @@ def test_a_standard_timestamp_that_is_not_plain_unix_seconds_is_refused(
     problem = assert_refused(client.post("/v1/webhooks/standard", data=body, headers=headers))
     assert "webhook-timestamp" in problem["detail"]
     assert delivery_count(db) == 0
+
+
+@pytest.mark.parametrize(
+    "body", [nested(10_000), b'{"id": 1, "total": 1e9999999999999999999}'], ids=["deep", "huge"]
+)
+def test_an_unreadable_body_stored_before_the_intake_refused_it_fails_with_its_reason(
+    app: Flask, db: Database, senders: None, body: bytes
+) -> None:
+    with db.sessions() as session:
+        source_pk = session.scalar(select(WebhookSource.pk).where(WebhookSource.kind == "shopify"))
+    delivery = Delivery(source_pk, "shopify", f"shopify:{SHOP}", "wh-1", "orders/create", body, {})
+    with db.autocommitting() as connection:
+        stored = store_delivery(connection, delivery, datetime.now(UTC))
+    assert stored is not None
+
+    map_waiting(app)
+
+    assert mapped_outcome(db, stored.delivery_pk) == {
+        "delivery_id": stored.delivery_pk,
+        "status": "failed",
+        "detail": "the body is JSON this service cannot read (nesting or a number too large)",
+    }
