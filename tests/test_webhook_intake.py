@@ -6,6 +6,7 @@ deliveries (or of their headers), never of forged ones.
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -243,9 +244,17 @@ def test_a_forged_deep_body_is_refused_as_forged_before_it_is_read(
 
 @pytest.mark.parametrize(
     ("value", "depth"),
-    [(1, 0), ("[]", 0), ([], 1), ({"a": [1, {"b": {}}]}, 4), ([[], [[[]]], []], 4)],
+    [
+        (b"1", 0),
+        (b'"[[{"', 0),
+        (b"[]", 1),
+        (b'{"a": [1, {"b": {}}]}', 4),
+        (b"[[], [[[]]], []]", 4),
+        (b'["\\"[[", {"k]\\\\": [], "\\u005b": "}"}]', 3),
+    ],
 )
-def test_nesting_depth_counts_arrays_and_objects(value: Any, depth: int) -> None:
+def test_nesting_depth_counts_arrays_and_objects_outside_strings(value: bytes, depth: int) -> None:
+    json.loads(value)  # valid JSON: the depth is read only once the body parsed
     assert nesting_depth(value) == depth
 
 

@@ -13,6 +13,8 @@ parser refuses it, instead of being acknowledged and then failing to map.
 from __future__ import annotations
 
 import hashlib
+import re
+from itertools import accumulate
 from typing import Any
 
 from service.errors import MalformedBody
@@ -24,6 +26,9 @@ MAX_NESTING = 64
 # A WooCommerce key is "{webhook id}:{topic}:{64 hex digits}": together they fit the column.
 WOO_ID_LENGTH = 64
 WOO_TOPIC_LENGTH = DELIVERY_KEY_LENGTH - WOO_ID_LENGTH - len("::") - 64
+_ESCAPE = re.compile(rb"\\.", re.DOTALL)
+_NOT_BRACKETS_OR_QUOTES = bytes(b for b in range(256) if b not in b'[]{}"')
+_STEP = {ord("["): 1, ord("{"): 1, ord("]"): -1, ord("}"): -1}
 NOT_JSON = object()  # a body that is not JSON at all is kept, and fails mapping with its reason
 
 
@@ -50,11 +55,10 @@ def readable_payload(body: bytes) -> Any:
     except ValueError:  # not JSON, or not UTF-8
         return NOT_JSON
     except (RecursionError, ArithmeticError):  # deeper than Python parses; a number too large
-        payload = None
-        depth = MAX_NESTING + 1
+        too_deep = True
     else:
-        depth = nesting_depth(payload)
-    if depth > MAX_NESTING:
+        too_deep = nesting_depth(body) > MAX_NESTING
+    if too_deep:
         raise MalformedBody(
             f"The body nests deeper than {MAX_NESTING} levels of arrays and objects, "
             "or holds a number this service cannot read. Nothing was stored."
@@ -62,16 +66,16 @@ def readable_payload(body: bytes) -> Any:
     return payload
 
 
-def nesting_depth(value: Any) -> int:
-    """How deep arrays and objects nest in `value` (a scalar: 0), walked without recursion;
-    past MAX_NESTING the walk stops, as the answer is then known to be too deep."""
-    deepest, pending = 0, [(value, 1)] if isinstance(value, dict | list) else []
-    while pending and deepest <= MAX_NESTING:
-        container, depth = pending.pop()
-        deepest = max(deepest, depth)
-        children = container.values() if isinstance(container, dict) else container
-        pending.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
-    return deepest
+def nesting_depth(text: bytes) -> int:
+    """How deep arrays and objects nest in this valid JSON text (a scalar: 0).
+
+    Read off the brackets outside strings, with the text's own C-speed methods: a
+    fraction of the time walking the parsed value takes.
+    """
+    # Without its escapes (\" and \\ among them), a string is what lies between two quotes.
+    reduced = _ESCAPE.sub(b"", text).translate(None, _NOT_BRACKETS_OR_QUOTES)
+    outside_strings = b"".join(reduced.split(b'"')[::2])
+    return max(accumulate(_STEP[bracket] for bracket in outside_strings), default=0)
 
 
 def standard_type(payload: Any) -> str:
