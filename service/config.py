@@ -27,6 +27,15 @@ def _int_env(env: dict[str, str], name: str, default: int) -> int:
         raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
 
 
+def _rate_limit_env(env: dict[str, str]) -> int | None:
+    from service.rate_limits import MAX_RATE_LIMIT
+
+    limit = _int_env(env, "DEFAULT_RATE_LIMIT", 0)
+    if not 0 <= limit <= MAX_RATE_LIMIT:
+        raise ConfigError(f"DEFAULT_RATE_LIMIT must be 0 to {MAX_RATE_LIMIT} requests a minute")
+    return limit or None
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the service can be told, with the defaults a newcomer gets."""
@@ -41,6 +50,8 @@ class Settings:
     # workers (the default under service/gunicorn_conf.py); "off": only a
     # `customer-metrics webhooks map --follow` you run yourself.
     webhook_mapper: str = "thread"
+    # Requests a minute for API keys without a limit of their own; None: no limit.
+    default_rate_limit: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -60,4 +71,5 @@ class Settings:
             log_level=env.get("LOG_LEVEL", "INFO").upper(),
             bootstrap_api_key=env.get("BOOTSTRAP_API_KEY") or None,
             webhook_mapper=mapper,
+            default_rate_limit=_rate_limit_env(env),
         )

@@ -129,7 +129,7 @@ def test_keys_list_shows_each_key_by_prefix_and_never_the_key(app, db):
 
     assert result.exit_code == 0, result.output
     header, *lines = result.stdout.splitlines()
-    assert header.split() == ["id", "prefix", "scopes", "created", "revoked", "name"]
+    assert header.split() == ["id", "prefix", "scopes", "rate-limit", "created", "revoked", "name"]
     assert len(lines) == 2
     assert lines[0].split()[:3] == ["1", shop[:10] + "…", "ingest"]
     assert lines[0].endswith(" shop")

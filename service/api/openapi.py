@@ -10,7 +10,7 @@ from flask_smorest import Api
 from flask_smorest.utils import prepare_response
 from swagger_ui_bundle import swagger_ui_path
 
-from service.api.security import SECURITY_SCHEME
+from service.api.security import RATE_LIMITED_HEADERS, SECURITY_SCHEME
 from service.errors import PROBLEM_CONTENT_TYPE, render_http_exception
 from service.schemas.problems import Problem
 
@@ -37,6 +37,10 @@ API_SETTINGS: dict[str, Any] = {
 }
 
 
+# Headers some problems carry, documented on their response.
+PROBLEM_HEADERS = {http.HTTPStatus.TOO_MANY_REQUESTS: RATE_LIMITED_HEADERS}
+
+
 class ServiceApi(Api):  # type: ignore[misc]
     """Errors documented and rendered as problem+json rather than flask-smorest's JSON."""
 
@@ -45,11 +49,15 @@ class ServiceApi(Api):  # type: ignore[misc]
     def _register_responses(self) -> None:
         for status in http.HTTPStatus:
             if status >= 400:
-                self._register_problem(status.name, status.phrase)
+                self._register_problem(status.name, status.phrase, PROBLEM_HEADERS.get(status))
         self._register_problem("DEFAULT_ERROR", "Unexpected error")
 
-    def _register_problem(self, name: str, description: str) -> None:
+    def _register_problem(
+        self, name: str, description: str, headers: dict[str, Any] | None = None
+    ) -> None:
         response = {"description": description, "schema": self.ERROR_SCHEMA}
+        if headers:
+            response["headers"] = headers
         prepare_response(response, self.spec, PROBLEM_CONTENT_TYPE)
         self.spec.components.response(name, response, lazy=True)
 
