@@ -54,9 +54,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def serving(cwd: Path, env: dict[str, str]) -> Iterator[Server]:
+def serving(cwd: Path, env: dict[str, str], port: int | None = None) -> Iterator[Server]:
     """Run `customer-metrics serve` in `cwd` until the block ends."""
-    port = free_port()
+    port = port or free_port()
     env = {
         **os.environ,
         "BOOTSTRAP_API_KEY": KEY,
