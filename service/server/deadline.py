@@ -36,14 +36,14 @@ class DeadlineSocket:
         self._deadline = time.monotonic() + self._seconds
 
     def recv(self, size: int) -> bytes:
-        remaining = self._deadline - time.monotonic()
-        if remaining <= 0:
-            raise RequestReadTimeout(self._seconds)
+        # Past the deadline, bytes already received are still read (the app may have
+        # worked a while before reading the body); only waiting for more is refused.
+        remaining = max(0.0, self._deadline - time.monotonic())
         timeout = self._sock.gettimeout()  # gunicorn sets one while it drains a body
         self._sock.settimeout(remaining if timeout is None else min(timeout, remaining))
         try:
             return self._sock.recv(size)
-        except TimeoutError:
+        except (TimeoutError, BlockingIOError):
             if time.monotonic() >= self._deadline:
                 raise RequestReadTimeout(self._seconds) from None
             raise
