@@ -17,6 +17,7 @@ from gunicorn.workers.gthread import TConn, ThreadWorker
 from service.config import Settings
 from service.server.body import RequestBody, drain
 from service.server.deadline import DeadlineSocket
+from service.server.linger import Linger
 from service.server.problems import problem_for, problem_http_response
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
@@ -25,9 +26,10 @@ WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 class _Connection(TConn):
     """A client connection whose every request must arrive within the read timeout."""
 
-    def __init__(self, *args: Any, read_timeout: float, **kwargs: Any):
+    def __init__(self, *args: Any, read_timeout: float, linger: Linger, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.read_timeout = read_timeout
+        self.linger = linger
 
     def init(self) -> None:
         """gthread calls this before reading each request on the connection."""
@@ -40,12 +42,14 @@ class _Connection(TConn):
         unreader.sock.start_request()
 
     def close(self, graceful: bool = False) -> None:
-        if self.sock.fileno() != -1:  # not closed already, by ServiceWorker.handle
-            super().close(graceful)
+        if graceful:  # not in gthread's event loop, which would wait up to 2 s here
+            self.linger.close(self.sock)
+        else:
+            super().close()
 
 
 class ServiceWorker(ThreadWorker):
-    """gunicorn's gthread worker with three changes, for clients on the open network.
+    """gunicorn's gthread worker with four changes, for clients on the open network.
 
     - A request (headers and body) must arrive within REQUEST_READ_TIMEOUT of its
       first byte, else 408 and close: slow clients cannot hold every thread.
@@ -53,6 +57,8 @@ class ServiceWorker(ThreadWorker):
       the body is read and dropped if it is within MAX_BODY_BYTES, else the answer
       says `Connection: close`: keep-alive is never promised and then broken.
     - Requests gunicorn itself refuses (too long, malformed) get problem+json.
+    - A connection closing after an answer lingers (service/server/linger.py)
+      without stalling the worker's event loop.
     """
 
     def init_process(self) -> None:
@@ -60,6 +66,7 @@ class ServiceWorker(ThreadWorker):
         self.read_timeout = settings.request_read_timeout
         self.max_body_bytes = settings.max_body_bytes
         self._serving = threading.local()
+        self._linger = Linger()
         super().init_process()
 
     def load_wsgi(self) -> None:
@@ -84,17 +91,9 @@ class ServiceWorker(ThreadWorker):
                 client_addr,
                 listener.getsockname(),
                 read_timeout=self.read_timeout,
+                linger=self._linger,
             )
         )
-
-    def handle(self, conn: Any) -> Any:
-        reusable = super().handle(conn)
-        if reusable is False and not conn.is_http2:
-            # gthread lingers over a closing connection (RFC 9112 section 9.6) in its
-            # event loop, where a client that keeps the socket open stalls the whole
-            # worker for 2 s; this thread can wait instead.
-            conn.close(graceful=True)
-        return reusable
 
     def handle_request(self, req: Any, conn: Any) -> bool:
         self._serving.request = req
