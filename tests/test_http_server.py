@@ -299,3 +299,12 @@ def test_requests_on_other_threads_are_served_while_one_body_is_slow(server):
         assert time.monotonic() - started < READ_TIMEOUT
     finally:
         slow.close()  # type: ignore[attr-defined]
+
+
+def test_the_request_line_refusal_names_the_limit(server):
+    with server.connect() as sock:
+        send(sock, b"GET /" + b"a" * 10_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+        got = answer(sock)
+    assert got.problem()["detail"] == (
+        "The request line (method, path and query) is longer than 4094 bytes."
+    )

@@ -77,6 +77,10 @@ class ServerProblem(Problem):
 
 def problem_for(error: Exception) -> ServerProblem:
     """The refusal of a request gunicorn could not parse (or a 500 for anything else)."""
+    if isinstance(error, http.LimitRequestLine) and isinstance(error.max_size, int):
+        # gunicorn's message gives how much it read, not how long the line is.
+        detail = f"The request line (method, path and query) is longer than {error.max_size} bytes."
+        return ServerProblem(414, "request-line-too-long", detail)
     for kinds, status, code, what in _REFUSALS:
         if isinstance(error, kinds):
             return ServerProblem(status, code, f"{what}: {_quoted(error)}.")
