@@ -196,6 +196,18 @@ _STANDARD = "/v1/webhooks/standard"  # reads the body before any check
             id="bad-header-name",
         ),
         pytest.param(
+            request("POST", _STANDARD, {"Content-Length": "12, 13"}),
+            400,
+            "malformed-header",
+            id="bad-content-length",
+        ),
+        pytest.param(
+            request("POST", _STANDARD, {"Expect": "a-miracle", "Content-Length": "2"}),
+            417,
+            "expectation-failed",
+            id="unmet-expectation",
+        ),
+        pytest.param(
             request("POST", _STANDARD, {"Transfer-Encoding": "chunked"}) + b"zz\r\n{}\r\n",
             400,
             "malformed-body",
