@@ -119,9 +119,12 @@ class ServiceWorker(ThreadWorker):
         def serve(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
             body = environ["wsgi.input"] = RequestBody(environ["wsgi.input"])
             answer = app(environ, start_response)
-            # gunicorn sends the headers with the first piece of the answer, after this.
-            if not drain(body, _content_length(environ), self.max_body_bytes):
-                self._serving.request.force_close()
+            # gunicorn sends the headers with the first piece of the answer, after this;
+            # a connection that closes anyway needs no draining.
+            request = self._serving.request
+            limit = self.max_body_bytes
+            if not request.should_close() and not drain(body, _content_length(environ), limit):
+                request.force_close()
             return answer
 
         return serve
