@@ -120,10 +120,12 @@ class ServiceWorker(ThreadWorker):
             body = environ["wsgi.input"] = RequestBody(environ["wsgi.input"])
             answer = app(environ, start_response)
             # gunicorn sends the headers with the first piece of the answer, after this;
-            # a connection that closes anyway needs no draining.
-            request = self._serving.request
-            limit = self.max_body_bytes
-            if not request.should_close() and not drain(body, _content_length(environ), limit):
+            # a connection that closes anyway needs no draining (nor does HTTP/2, whose
+            # streams gunicorn serves elsewhere).
+            request = getattr(self._serving, "request", None)
+            if request is None or request.should_close():
+                return answer
+            if not drain(body, _content_length(environ), self.max_body_bytes):
                 request.force_close()
             return answer
 
