@@ -30,10 +30,11 @@ MAX_ATTRIBUTE_VALUE_LENGTH = 1000
 MAX_SPEND_DAYS = 3660
 
 # RFC 3339 date-time: an offset (or Z) is mandatory.
+# ASCII: \d alone would also take other scripts' digits (service/text.py).
 _INSTANT = re.compile(
-    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:[Zz]|[+-]\d{2}:\d{2})"
+    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:[Zz]|[+-]\d{2}:\d{2})", re.ASCII
 )
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
 _COUNTRIES = frozenset(country.alpha_2 for country in pycountry.countries)
 _TRUE = frozenset({"true", "1"})
 _FALSE = frozenset({"false", "0"})
