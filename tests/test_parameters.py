@@ -135,3 +135,23 @@ def test_an_order_id_a_batch_may_store_can_be_read_back_by_path(api, text):
     response = send(api.client, "get", "/v1/orders/api/" + quote(text, safe="/"), "", api.headers)
     assert response.status_code == 200, response.get_data(as_text=True)
     assert response.json["id"] == text
+
+
+# Whole numbers that int() reads but no client means: spaces, "+", "_" between digits,
+# Arabic-Indic 10 and full-width 10.
+ODD_NUMBERS = ["1_0", "%2010", "10%20", "%2B10", "%D9%A1%D9%A0", "%EF%BC%91%EF%BC%90"]
+
+
+@pytest.mark.parametrize("text", ODD_NUMBERS)
+def test_every_integer_query_parameter_takes_ascii_digits_only(client, keys, text):
+    document = client.get("/openapi.json").json
+    answers = {}
+    for method, template, parameters, bad in cases(document):
+        if bad["in"] != "query" or bad.get("schema", {}).get("type") != "integer":
+            continue
+        path, query = request_with(method, template, parameters, bad, text)
+        response = send(client, method, path, query, keys.both)
+        named = [error["field"] for error in response.json.get("errors", [])]
+        answers[f"{method.upper()} {path}?{query}"] = (response.status_code, bad["name"] in named)
+    assert len(answers) >= 4  # limit on three lists, churn_window_days on two reports
+    assert answers == {request: (422, True) for request in answers}
