@@ -14,10 +14,10 @@ MAX_INTEGER_DIGITS = 15
 TWO_PLACES = Decimal("0.01")
 _EXACT = Context(prec=MAX_PREC)
 # How an amount is written as text, in a REST body, a CSV file or a webhook alike:
-# ASCII digits, optionally a point and more digits; a minus only to be refused by
-# name. Decimal() alone would also take spaces, "+", exponents, "_" between digits
-# and other scripts' digits (Arabic-Indic, full-width, ...).
-DECIMAL_TEXT = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
+# ASCII digits, optionally a point and more digits, optionally an exponent; a minus
+# only to be refused by name. Decimal() alone would also take spaces, "+", ".5",
+# "_" between digits and other scripts' digits (Arabic-Indic, full-width, ...).
+DECIMAL_TEXT = re.compile(r"-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
 # The common case, converted with integer arithmetic: DECIMAL_TEXT without a sign.
 _PLAIN_AMOUNT = re.compile(rf"([0-9]{{1,{MAX_INTEGER_DIGITS}}})(?:\.([0-9]+))?")
 
@@ -51,8 +51,8 @@ def to_decimal(value: object) -> Decimal:
     elif isinstance(value, str):
         if not DECIMAL_TEXT.fullmatch(value):
             raise AmountError(
-                f"{value!r} is not a decimal number written with the digits 0-9 and a point "
-                "(e.g. 49.90; no spaces, sign, exponent or digit separators)"
+                f"{value!r} is not a decimal number written with the digits 0-9, e.g. 49.90 "
+                "(no spaces, '+', '_' or other scripts' digits)"
             )
         amount = Decimal(value)
     else:

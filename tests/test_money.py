@@ -59,7 +59,8 @@ def test_the_fast_path_agrees_with_decimal_on_any_text(text: str, exponent: int)
         ("7", 2, 700),
         ("0.01", 2, 1),
         ("10.000", 2, 1000),  # trailing zeros are exact, so accepted
-        (Decimal("1E+2"), 2, 10000),  # a JSON number 1e2: exact, so accepted
+        ("1E+2", 2, 10000),
+        (Decimal("1E+2"), 2, 10000),  # the JSON number 1e2
         ("1500", 0, 1500),
         ("1.234", 3, 1234),
         (5, 2, 500),
@@ -98,7 +99,19 @@ def test_computed_amounts_round_half_even_to_two_places():
 
 @pytest.mark.parametrize(
     "text",
-    [" 3.1 ", "3.1 ", "\t3", "+3", "1E+2", ".5", "5.", "1_000.00", "3\u00a0", *OTHER_DIGITS],
+    [
+        " 3.1 ",
+        "3.1 ",
+        "\t3",
+        "+3",
+        "1E+2 ",
+        "1e\uff12",
+        ".5",
+        "5.",
+        "1_000.00",
+        "3\u00a0",
+        *OTHER_DIGITS,
+    ],
 )
 def test_amount_text_is_ascii_digits_and_a_point_and_nothing_else(text):
     with pytest.raises(AmountError, match="digits 0-9"):
