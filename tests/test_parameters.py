@@ -8,10 +8,17 @@ U+FFFD or left percent-encoded, i.e. as another id), is a 422 naming it.
 
 from __future__ import annotations
 
+import http.client
+import json
+import os
+import subprocess
 from typing import Any
 from urllib.parse import quote, unquote_to_bytes
 
 import pytest
+
+from tests.conftest import BACKENDS
+from tests.test_serve import SERVE, _stop, _wait_until_ready
 
 # Percent-encoded as a client would send them.
 BAD_TEXT = {
@@ -155,3 +162,45 @@ def test_every_integer_query_parameter_takes_ascii_digits_only(client, keys, tex
         answers[f"{method.upper()} {path}?{query}"] = (response.status_code, bad["name"] in named)
     assert len(answers) >= 4  # limit on three lists, churn_window_days on two reports
     assert answers == {request: (422, True) for request in answers}
+
+
+def test_gunicorn_hands_the_bytes_on_as_these_tests_send_them(tmp_path, app, database_url, backend):
+    """The same answers from `customer-metrics serve` over a real socket, NUL and all."""
+    # `app` is requested so the tables of the shared test database are emptied afterwards.
+    key = "cm_bootstrap-key-for-tests-0123456789"
+    port = 18400 + BACKENDS.index(backend)  # this task's ports
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "BOOTSTRAP_API_KEY": key,
+        "BIND": f"127.0.0.1:{port}",
+        "WEB_CONCURRENCY": "1",
+    }
+    process = subprocess.Popen(
+        SERVE, cwd=tmp_path, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True
+    )
+    expected = {
+        "/v1/orders/api/a%00b": ["order_id"],
+        "/v1/customers/api/a%FF": ["customer_id"],
+        "/v1/orders?customer_id=a%ED%A0%80": ["customer_id"],
+        "/v1/customers?source=%00": ["source"],
+    }
+    try:
+        _wait_until_ready(f"http://127.0.0.1:{port}", process)
+        answers = {target: _get_raw(port, target, key) for target in expected}
+    finally:
+        _stop(process)
+    assert answers == {target: (422, PROBLEM, fields) for target, fields in expected.items()}
+
+
+def _get_raw(port: int, target: str, key: str) -> tuple[int, str, list[str]]:
+    """GET `target` exactly as written (http.client sends the bytes given)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        connection.request("GET", target, headers={"Authorization": f"Bearer {key}"})
+        response = connection.getresponse()
+        body = json.loads(response.read())
+    finally:
+        connection.close()
+    fields = [error["field"] for error in body.get("errors", [])]
+    return response.status, response.headers["Content-Type"], fields

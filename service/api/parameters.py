@@ -12,7 +12,8 @@ or leave them percent-encoded (queries): a look-up of some other id.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 from urllib.parse import parse_qsl
 
 from flask import Flask, current_app, request
@@ -66,16 +67,21 @@ def _raw_text(environ_key: str) -> str:
 
 
 def _path_parameters() -> Iterable[Parameter]:
-    values = request.view_args or {}
+    values: Mapping[str, Any] = request.view_args or {}
     path = _raw_text("PATH_INFO")
     if values and not _is_unicode(path):
-        # Undecodable bytes: route the path as it came, to name the parameter holding them.
-        try:
-            adapter = current_app.create_url_adapter(request)
-            _, values = adapter.match(path, method=request.method)  # type: ignore[union-attr]
-        except HTTPException:
-            values = {"path": path}
+        values = _routed(path)
     return [(name, value) for name, value in values.items() if isinstance(value, str)]
+
+
+def _routed(path: str) -> Mapping[str, Any]:
+    """The parameters of `path` as it came (undecodable bytes kept): which one holds them."""
+    adapter = current_app.create_url_adapter(request)
+    try:
+        _, values = adapter.match(path, method=request.method)  # type: ignore[union-attr]
+    except HTTPException:
+        return {"path": path}
+    return values
 
 
 def _is_unicode(text: str) -> bool:
