@@ -65,7 +65,7 @@ def ensure_key(session: Session, key: str, name: str, now: datetime) -> bool:
 def revoke_key(session: Session, prefix_or_pk: str, now: datetime) -> int:
     """Revoke keys by listed prefix or numeric id; returns how many were revoked."""
     query = select(ApiKey).where(ApiKey.revoked_at.is_(None))
-    if prefix_or_pk.isdigit():
+    if prefix_or_pk.isascii() and prefix_or_pk.isdigit():  # isdigit() takes every script
         query = query.where(ApiKey.pk == int(prefix_or_pk))
     else:
         query = query.where(ApiKey.prefix == prefix_or_pk)
