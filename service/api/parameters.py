@@ -93,4 +93,6 @@ def _is_unicode(text: str) -> bool:
 
 
 def _query_parameters() -> Iterable[Parameter]:
+    if not request.environ.get("QUERY_STRING"):
+        return []
     return parse_qsl(_raw_text("QUERY_STRING"), keep_blank_values=True, errors="surrogateescape")
