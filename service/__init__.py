@@ -12,6 +12,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     """The WSGI app: settings → database → errors → logging → API blueprints."""
     from service.api import customers, health, metrics, orders, spend, webhooks
     from service.api.openapi import make_api
+    from service.api.parameters import install_parameter_check
     from service.errors import register_error_handlers
     from service.logs import install_request_ids
     from service.metrics import ReportCache
@@ -36,6 +37,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["customer_metrics.reports"] = ReportCache(database)
 
     install_request_ids(app)
+    install_parameter_check(app)  # after the request id, which its 422 answers carry
     api = make_api(app)
     for module in (health, customers, orders, spend, metrics, webhooks):
         api.register_blueprint(module.blp)

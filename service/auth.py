@@ -81,7 +81,7 @@ def revoke_key(session: Session, prefix_or_pk: str, now: datetime) -> int:
 
 def _active_keys(prefix_or_pk: str) -> Select[ApiKey]:
     query = select(ApiKey).where(ApiKey.revoked_at.is_(None))
-    if prefix_or_pk.isdigit():
+    if prefix_or_pk.isascii() and prefix_or_pk.isdigit():  # isdigit() takes every script
         return query.where(ApiKey.pk == int(prefix_or_pk))
     return query.where(ApiKey.prefix == prefix_or_pk)
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from service.money import currency_exponent
+from service.text import parse_whole_number
 
 DEFAULT_SQLITE_PATH = Path("customer-metrics.sqlite3")
 WEBHOOK_MAPPERS = ("thread", "process", "off")
@@ -22,7 +23,7 @@ def _int_env(env: dict[str, str], name: str, default: int) -> int:
     if raw is None or raw == "":
         return default
     try:
-        return int(raw)
+        return parse_whole_number(raw)
     except ValueError as exc:
         raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
 
