@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import click
+import psycopg
 from flask.cli import FlaskGroup
 from sqlalchemy.exc import DBAPIError
 
@@ -12,6 +13,7 @@ from service.cli.keys import keys
 from service.cli.metrics import metrics
 from service.cli.serve import serve
 from service.cli.webhooks import webhooks
+from service.transient import driver_error, is_transient
 
 
 def _create_app() -> object:
@@ -38,7 +40,12 @@ for command in (db, keys, import_command, metrics, serve, webhooks):
 def main() -> None:
     try:
         cli()
-    except DBAPIError as error:
+    except (DBAPIError, psycopg.Error) as error:
+        if is_transient(error):  # down, restarting, full: the operator's to wait out
+            reason = str(driver_error(error)).strip().splitlines()[0]
+            raise SystemExit(
+                f"customer-metrics: the database is unavailable ({reason}); try again"
+            ) from error
         # After an upgrade of the code, before `db upgrade`: say so, not a traceback.
         if _schema_is_behind():
             raise SystemExit(
