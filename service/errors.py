@@ -13,7 +13,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
-from service.transient import driver_error, is_conflict, is_unavailable
+from service.transient import error_line, is_conflict, is_unavailable
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 PROBLEM_TYPE_BASE = "urn:customer-metrics:problem:"
@@ -142,8 +142,7 @@ def render_database_error(error: Exception) -> Response:
     one. (Checking each connection before use would cost a round trip on every
     request.) Any other database error is a bug.
     """
-    cause = driver_error(error)
-    reason = f"{type(cause).__name__}: {str(cause).strip().splitlines()[0] if str(cause) else ''}"
+    reason = error_line(error)
     if is_conflict(error):
         log.warning("a transaction kept losing to concurrent ones: %s", reason)
         return _retry_later(

@@ -45,8 +45,40 @@ def driver_error(error: BaseException) -> BaseException:
     return error
 
 
+def error_line(error: BaseException) -> str:
+    """The driver's error as one line for a log: its type and the first line of its text."""
+    cause = driver_error(error)
+    text = str(cause).strip()
+    return f"{type(cause).__name__}: {text.splitlines()[0]}" if text else type(cause).__name__
+
+
 def is_conflict(error: BaseException) -> bool:
     """A transaction lost to a concurrent one and was rolled back whole."""
+    return any(_is_conflict(link) for link in _chain(error))
+
+
+def is_unavailable(error: BaseException) -> bool:
+    """The database cannot be reached or cannot serve now: not a bug, and not for long."""
+    return any(_is_unavailable(link) for link in _chain(error))
+
+
+def is_transient(error: BaseException) -> bool:
+    return is_conflict(error) or is_unavailable(error)
+
+
+def _chain(error: BaseException) -> list[BaseException]:
+    """The error and what it was raised from or while handling: SQLAlchemy reports a
+    connection lost inside a savepoint as PendingRollbackError, raised while rolling
+    back, with the disconnect as its context."""
+    links: list[BaseException] = []
+    link: BaseException | None = error
+    while link is not None and len(links) < 5:
+        links.append(link)
+        link = link.__cause__ or link.__context__
+    return links
+
+
+def _is_conflict(error: BaseException) -> bool:
     orig = driver_error(error)
     if isinstance(orig, psycopg.Error):
         state = orig.sqlstate or ""
@@ -54,24 +86,19 @@ def is_conflict(error: BaseException) -> bool:
     return isinstance(orig, sqlite3.OperationalError) and str(orig).startswith(_SQLITE_CONFLICT)
 
 
-def is_unavailable(error: BaseException) -> bool:
-    """The database cannot be reached or cannot serve now: not a bug, and not for long."""
+def _is_unavailable(error: BaseException) -> bool:
     if isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated:
         return True
     if isinstance(error, sa_exc.TimeoutError):  # every pooled connection busy
         return True
     orig = driver_error(error)
     if isinstance(orig, psycopg.OperationalError):
-        return not is_conflict(orig)
+        return not _is_conflict(orig)
     if isinstance(orig, psycopg.InterfaceError):  # a connection already closed
         return True
     return isinstance(orig, sqlite3.OperationalError) and str(orig).lower().startswith(
         _SQLITE_UNAVAILABLE
     )
-
-
-def is_transient(error: BaseException) -> bool:
-    return is_conflict(error) or is_unavailable(error)
 
 
 def retrying(

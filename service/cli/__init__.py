@@ -13,7 +13,7 @@ from service.cli.keys import keys
 from service.cli.metrics import metrics
 from service.cli.serve import serve
 from service.cli.webhooks import webhooks
-from service.transient import driver_error, is_transient
+from service.transient import error_line, is_transient
 
 
 def _create_app() -> object:
@@ -42,9 +42,8 @@ def main() -> None:
         cli()
     except (DBAPIError, psycopg.Error) as error:
         if is_transient(error):  # down, restarting, full: the operator's to wait out
-            reason = str(driver_error(error)).strip().splitlines()[0]
             raise SystemExit(
-                f"customer-metrics: the database is unavailable ({reason}); try again"
+                f"customer-metrics: the database is unavailable ({error_line(error)}); try again"
             ) from error
         # After an upgrade of the code, before `db upgrade`: say so, not a traceback.
         if _schema_is_behind():
