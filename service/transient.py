@@ -66,6 +66,12 @@ def is_transient(error: BaseException) -> bool:
     return is_conflict(error) or is_unavailable(error)
 
 
+def is_worth_retrying(error: BaseException) -> bool:
+    """A conflict that a new run can win: PostgreSQL's. A locked SQLite database was
+    already waited for (busy_timeout, 10 s); waiting again would only hold the client."""
+    return is_conflict(error) and not isinstance(driver_error(error), sqlite3.Error)
+
+
 def _chain(error: BaseException) -> list[BaseException]:
     """The error and what it was raised from or while handling: SQLAlchemy reports a
     connection lost inside a savepoint as PendingRollbackError, raised while rolling
@@ -103,7 +109,7 @@ def _is_unavailable(error: BaseException) -> bool:
 
 def retrying(
     work: Callable[[], T],
-    retriable: Callable[[BaseException], bool] = is_conflict,
+    retriable: Callable[[BaseException], bool] = is_worth_retrying,
     what: str = "a transaction",
 ) -> T:
     """`work()`, run again (up to ATTEMPTS runs in all) while it fails with a `retriable` error.

@@ -19,7 +19,7 @@ from service.ingestion.orders import prepare_customers, upsert_orders
 from service.ingestion.outcome import BatchOutcome
 from service.ingestion.records import FieldError, RecordInvalid, RecordParser
 from service.ingestion.spend import upsert_spend
-from service.transient import driver_error, is_conflict, retrying
+from service.transient import driver_error, is_worth_retrying, retrying
 
 
 @dataclass(frozen=True)
@@ -108,7 +108,7 @@ def ingest_batch(
     try:
         return retrying(
             lambda: _store_batch(database, kind, records, now),
-            retriable=lambda error: is_conflict(error) or _is_erased_customer(error),
+            retriable=lambda error: is_worth_retrying(error) or _is_erased_customer(error),
             what=f"a batch of {kind.name}",
         )
     except IntegrityError as error:
