@@ -7,8 +7,12 @@ will; PostgreSQL only, since SQLite cannot be down.
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -21,7 +25,7 @@ from flask.testing import FlaskClient
 from service import create_app
 from service.auth import create_key
 from service.config import Settings
-from service.db import Database
+from service.db import CONNECT_TIMEOUT_SECONDS, Database
 from service.migrate import upgrade
 from tests.factories import customer, order
 from tests.temp_postgres import TempCluster, temp_cluster
@@ -159,3 +163,30 @@ def test_a_command_while_the_database_is_down_says_so_in_one_line(cluster, outag
     assert done.returncode != 0
     assert "Traceback" not in done.stderr, done.stderr
     assert "database is unavailable" in done.stderr, done.stderr
+
+
+def test_a_server_that_never_answers_a_new_connection_is_a_503_within_the_connect_timeout(
+    cluster, outage_app, headers
+):
+    """The postmaster is stopped (SIGSTOP): the kernel still accepts the connection,
+    nobody answers it. Without a connect timeout the request would wait forever."""
+    outage_app.extensions["customer_metrics.db"].engine.dispose()  # no pooled connection
+    postmaster = int((cluster.data / "postmaster.pid").read_text().split()[0])
+    os.kill(postmaster, signal.SIGSTOP)
+    try:
+        answer: list[Any] = []
+        asking = threading.Thread(
+            target=lambda: answer.append(
+                outage_app.test_client().get("/v1/orders", headers=headers)
+            ),
+            daemon=True,
+        )
+        started = time.monotonic()
+        asking.start()
+        asking.join(CONNECT_TIMEOUT_SECONDS + 10)
+        waited = time.monotonic() - started
+    finally:
+        os.kill(postmaster, signal.SIGCONT)
+    assert answer, f"no answer after {waited:.0f} s"
+    assert (answer[0].status_code, answer[0].mimetype) == (503, PROBLEM)
+    assert waited < CONNECT_TIMEOUT_SECONDS + 5
