@@ -155,15 +155,17 @@ def _delivery_statuses(dsn: str, seconds: float = 15) -> dict[str, int]:
 
 
 def _workers(master: int) -> set[int]:
-    """gunicorn's worker processes: the children of its master."""
+    """gunicorn's worker processes: the children of its master that run gunicorn (not a
+    mapper process it may start too)."""
     found = set()
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
                 parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                command = (entry / "cmdline").read_bytes()
             except (OSError, IndexError, ValueError):
                 continue
-            if parent == master:
+            if parent == master and b"gunicorn" in command and b"webhooks" not in command:
                 found.add(int(entry.name))
     return found
 
