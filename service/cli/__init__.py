@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import click
+import psycopg
 from flask.cli import FlaskGroup
 from sqlalchemy.exc import DBAPIError
 
@@ -14,6 +15,7 @@ from service.cli.metrics import metrics
 from service.cli.openapi import openapi
 from service.cli.serve import serve
 from service.cli.webhooks import webhooks
+from service.transient import error_line, is_transient
 
 
 def _create_app() -> object:
@@ -51,7 +53,11 @@ _CREATE_THE_DATABASE = (serve, db_upgrade)
 def main() -> None:
     try:
         cli()
-    except DBAPIError as error:
+    except (DBAPIError, psycopg.Error) as error:
+        if is_transient(error):  # down, restarting, full: the operator's to wait out
+            raise SystemExit(
+                f"customer-metrics: the database is unavailable ({error_line(error)}); try again"
+            ) from error
         # After an upgrade of the code, before `db upgrade`: say so, not a traceback.
         if _schema_is_behind():
             raise SystemExit(

@@ -23,6 +23,7 @@ from service.errors import Problem
 from service.ingestion.records import RecordParser
 from service.jsonio import loads_exact
 from service.models import WebhookDelivery, WebhookSource
+from service.transient import is_transient
 from service.webhooks.apply import ParsedChanges, apply_parsed, parse_changes
 from service.webhooks.changes import MappingFailed, RecordChanges
 from service.webhooks.shopify import map_shopify
@@ -177,6 +178,8 @@ def map_in_savepoint(
     except EXPECTED_FAILURES as failure:
         return "failed", failure_detail(failure)
     except Exception as failure:  # a bug must not lose the delivery: keep it, log it
+        if is_transient(failure):  # the database's doing: the whole pass runs again later
+            raise
         log.exception("a webhook delivery could not be mapped")
         return "failed", f"internal error: {type(failure).__name__}"
 
