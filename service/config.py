@@ -41,6 +41,9 @@ class Settings:
     # workers (the default under service/gunicorn_conf.py); "off": only a
     # `customer-metrics webhooks map --follow` you run yourself.
     webhook_mapper: str = "thread"
+    # SECRETS_KEY: comma-separated Fernet keys for the webhook secrets at rest; the
+    # first encrypts, all decrypt (service/secret_box.py).
+    secrets_key: str | None = field(default=None, repr=False)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -60,4 +63,5 @@ class Settings:
             log_level=env.get("LOG_LEVEL", "INFO").upper(),
             bootstrap_api_key=env.get("BOOTSTRAP_API_KEY") or None,
             webhook_mapper=mapper,
+            secrets_key=env.get("SECRETS_KEY") or None,
         )

@@ -10,6 +10,7 @@ from service.cli.db import db
 from service.cli.imports import import_command
 from service.cli.keys import keys
 from service.cli.metrics import metrics
+from service.cli.secrets_key import secrets_key
 from service.cli.serve import serve
 from service.cli.webhooks import webhooks
 
@@ -31,13 +32,18 @@ def cli() -> None:
     """
 
 
-for command in (db, keys, import_command, metrics, serve, webhooks):
+for command in (db, keys, import_command, metrics, secrets_key, serve, webhooks):
     cli.add_command(command)
 
 
 def main() -> None:
+    from service.secret_box import SecretsKeyInvalid
+    from service.webhooks.stored_secrets import SecretsRefused
+
     try:
         cli()
+    except (SecretsKeyInvalid, SecretsRefused) as refused:
+        raise SystemExit(f"customer-metrics: {refused}") from None
     except DBAPIError as error:
         # After an upgrade of the code, before `db upgrade`: say so, not a traceback.
         if _schema_is_behind():
