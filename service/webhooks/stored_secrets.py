@@ -89,6 +89,9 @@ def refuse_unreadable_secrets(database: Database, box: SecretBox | None) -> None
     try:
         with database.transaction() as session:
             check_stored_secrets(session, box)
+    except SecretsRefused:
+        database.engine.dispose()  # the app is not made: nobody else will close it
+        raise
     except DBAPIError as error:
         log.warning(
             "the stored webhook secrets could not be checked at start",
