@@ -10,6 +10,7 @@ from service.cli.db import db
 from service.cli.imports import import_command
 from service.cli.keys import keys
 from service.cli.metrics import metrics
+from service.cli.prune import prune_command
 from service.cli.secrets_key import secrets_key
 from service.cli.serve import serve
 from service.cli.webhooks import webhooks
@@ -32,7 +33,7 @@ def cli() -> None:
     """
 
 
-for command in (db, keys, import_command, metrics, secrets_key, serve, webhooks):
+for command in (db, keys, import_command, metrics, prune_command, secrets_key, serve, webhooks):
     cli.add_command(command)
 
 

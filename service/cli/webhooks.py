@@ -10,8 +10,9 @@ from datetime import UTC, datetime, timedelta
 import click
 from flask.cli import with_appcontext
 from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
 
-from service.extensions import database, record_parser, secret_box
+from service.extensions import database, record_parser, secret_box, settings
 from service.models import (
     DELIVERY_STATUSES,
     WEBHOOK_KINDS,
@@ -19,6 +20,7 @@ from service.models import (
     WebhookSecret,
     WebhookSource,
 )
+from service.retention import prune
 from service.secret_box import MAKE_A_KEY, SecretBox
 from service.webhooks.deliveries import replay_delivery
 from service.webhooks.mapper import POLL_SECONDS
@@ -33,6 +35,7 @@ from service.webhooks.sources import (
 from service.webhooks.stored_secrets import check_stored_secrets, reencrypt_secrets
 
 KIND = click.Choice(WEBHOOK_KINDS)
+PRUNE_EVERY_SECONDS = 600.0
 log = logging.getLogger(__name__)
 
 
@@ -199,7 +202,11 @@ def map_deliveries(follow: bool, nice: int) -> None:
     if nice:
         os.nice(nice)
     parent = os.getppid()
+    pruned_at = -PRUNE_EVERY_SECONDS  # --- retention: prune at start, then every 10 minutes
     while True:
+        if follow and time.monotonic() - pruned_at >= PRUNE_EVERY_SECONDS:
+            _prune_quietly()
+            pruned_at = time.monotonic()  # --- end of retention
         counts = map_all_received(database(), record_parser())
         if follow:
             if counts:
@@ -212,6 +219,18 @@ def map_deliveries(follow: bool, nice: int) -> None:
         if not follow or os.getppid() != parent:
             return
         time.sleep(POLL_SECONDS)
+
+
+def _prune_quietly() -> None:
+    """Prune past retention (service/retention.py); a failure waits for the next round."""
+    try:
+        result = prune(database(), settings(), datetime.now(UTC))
+    except SQLAlchemyError:
+        log.warning("pruning failed; it is tried again later", exc_info=True)
+        return
+    if result.deliveries or result.changes:
+        counts = {"deliveries": result.deliveries, "changes": result.changes}
+        log.info("pruned past retention", extra={"pruned": counts})
 
 
 def _required_box() -> SecretBox:

@@ -79,6 +79,8 @@ class WebhookDelivery(Base):
             postgresql_where=UNSETTLED,
             sqlite_where=UNSETTLED,
         ),
+        # Pruning (service/retention.py) takes the oldest first.
+        Index("ix_webhook_deliveries_received_at", "received_at"),
     )
 
     pk: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
