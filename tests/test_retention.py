@@ -18,6 +18,7 @@ from sqlalchemy import func, select, text, update
 from service.cli import cli
 from service.config import ConfigError, Settings
 from service.db import Database
+from service.ingestion.purchase_history import refresh_stale
 from service.models import DataChange, Order, StoredReport, WebhookDelivery
 from service.retention import prune
 from tests.conftest import TEST_SECRETS_KEY
@@ -50,6 +51,11 @@ def deliver(client: FlaskClient, order_id: int, webhook_id: str) -> int:
         client, "orders/create", shopify_order(order_id), webhook_id=webhook_id
     )
     return int(accepted(response)["delivery_id"])
+
+
+def post_order(api: Any, order_id: str, placed_at: str, customer_id: str = "c-1") -> None:
+    record = order(order_id, placed_at=placed_at, customer_id=customer_id)
+    assert api.post("/v1/orders", [record]).status_code == 200
 
 
 def test_settled_deliveries_past_retention_go_recent_failed_and_unmapped_stay(
@@ -99,40 +105,35 @@ def test_pruning_the_change_log_never_leaves_a_cached_report_stale(
         assert response.status_code == 200, response.get_data(as_text=True)
         return [p["orders"] for p in response.json["periods"]]
 
-    assert (
-        api.post("/v1/orders", [order("o-1", placed_at="2024-03-05T10:00:00Z")]).status_code == 200
-    )
+    # One customer each, so that each change's span is its own order's time.
+    post_order(api, "o-1", "2024-03-05T10:00:00Z", "c-1")
     assert orders_per_month() == [1, 0, 0, 0, 0]  # cached at this version
-    # A change the cached report has not seen (May), then the log ages past retention...
-    assert (
-        api.post("/v1/orders", [order("o-2", placed_at="2024-05-05T10:00:00Z")]).status_code == 200
-    )
+    # A change the cached report has not seen (May; its history refreshed by another
+    # read), then the whole log ages past retention...
+    post_order(api, "o-2", "2024-05-05T10:00:00Z", "c-2")
+    refresh_stale(db)
     with db.transaction() as session:
         session.execute(update(DataChange).values(recorded_at=LONG_AGO))
     # ...and a recent change elsewhere in time (July).
-    assert (
-        api.post("/v1/orders", [order("o-3", placed_at="2024-07-05T10:00:00Z")]).status_code == 200
-    )
+    post_order(api, "o-3", "2024-07-05T10:00:00Z", "c-3")
+    refresh_stale(db)
 
     result = prune(db, settings, datetime.now(UTC))
 
     assert result.changes >= 1
     with db.sessions() as session:
-        assert session.scalar(select(func.count()).select_from(DataChange)) == 2  # floor + July
+        left = session.scalar(select(func.count()).select_from(DataChange))
     # May is counted: the pruned change is not forgotten by the report cached before it.
     assert orders_per_month() == [1, 0, 1, 0, 1]
+    assert left == 2  # the floor, widened to all time, and July's
 
 
 def test_stored_reports_older_than_the_pruned_log_go(
     api: Any, db: Database, settings: Settings
 ) -> None:
-    assert (
-        api.post("/v1/orders", [order("o-1", placed_at="2024-03-05T10:00:00Z")]).status_code == 200
-    )
+    post_order(api, "o-1", "2024-03-05T10:00:00Z")
     assert api.get("/v1/metrics", start="2024-03-01", end="2024-03-31").status_code == 200
-    assert (
-        api.post("/v1/orders", [order("o-2", placed_at="2024-03-06T10:00:00Z")]).status_code == 200
-    )
+    post_order(api, "o-2", "2024-03-06T10:00:00Z")
     with db.transaction() as session:
         session.execute(update(DataChange).values(recorded_at=LONG_AGO))
 
