@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from click.testing import Result
@@ -14,7 +15,8 @@ from sqlalchemy import insert, select, text
 from service import create_app
 from service.cli import cli
 from service.config import Settings
-from service.db import Database
+from service.db import Database, make_engine
+from service.migrate import downgrade, upgrade
 from service.models import WebhookSecret, WebhookSource
 from service.secret_box import SecretBox, SecretsKeyInvalid, new_key
 from service.webhooks.stored_secrets import SecretsRefused
@@ -173,3 +175,37 @@ def test_a_delivery_whose_secrets_do_not_open_is_answered_503_and_not_stored(
     with db.sessions() as session:
         assert session.scalars(select(WebhookSecret.encrypted)).all() == [True]
         assert session.execute(text("SELECT count(*) FROM webhook_deliveries")).scalar() == 0
+
+
+def test_migration_0009_keeps_clear_secrets_marked_clear_and_a_downgrade_never_strands_them(
+    backend: str, empty_database_url: Any
+) -> None:
+    engine = make_engine(empty_database_url(backend, "secrets_migration"))
+    try:
+        upgrade(engine, "0008")
+        with engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO webhook_sources (kind, name, record_source, created_at)"
+                    " VALUES ('shopify', 's.myshopify.com', 'shopify:s.myshopify.com',"
+                    " CURRENT_TIMESTAMP)"
+                )
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO webhook_secrets (source_pk, secret, created_at)"
+                    " SELECT pk, 'clear-before', CURRENT_TIMESTAMP FROM webhook_sources"
+                )
+            )
+        upgrade(engine, "0009")
+        with engine.connect() as connection:
+            rows = connection.execute(text("SELECT secret, encrypted FROM webhook_secrets"))
+            assert [(secret, bool(encrypted)) for secret, encrypted in rows] == [
+                ("clear-before", False)
+            ]
+        with engine.begin() as connection:
+            connection.execute(text("UPDATE webhook_secrets SET encrypted = true"))
+        with pytest.raises(RuntimeError, match="downgrading would leave them unreadable"):
+            downgrade(engine, "0008")
+    finally:
+        engine.dispose()
