@@ -24,6 +24,7 @@ What goes, and why it is safe:
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -49,12 +50,21 @@ class PruneResult:
     deliveries: int = 0
     changes: int = 0
     reports: int = 0
+    complete: bool = True  # False: the time budget ran out first; call again
 
 
 def prune(
-    database: Database, settings: Settings, now: datetime, dry_run: bool = False
+    database: Database,
+    settings: Settings,
+    now: datetime,
+    dry_run: bool = False,
+    budget_seconds: float | None = None,
 ) -> PruneResult:
-    """Delete what is older than the retention; count it only, if `dry_run`."""
+    """Delete what is older than the retention; count it only, if `dry_run`.
+
+    With `budget_seconds`, stops after the batch that exceeds it (the mapper must
+    get back to mapping): the result is then not `complete`.
+    """
     if not settings.retention_days:
         return PruneResult(None)
     cutoff = now - timedelta(days=settings.retention_days)
@@ -67,9 +77,12 @@ def prune(
                 _count(session, select(DataChange.version).where(DataChange.version < floor)),
                 _count(session, select(StoredReport.version).where(StoredReport.version < floor)),
             )
-    deliveries = _delete_in_batches(database, _delete_old_deliveries(cutoff))
-    changes, reports = _prune_change_log(database, cutoff)
-    return PruneResult(cutoff, deliveries, changes, reports)
+    deadline = None if budget_seconds is None else time.monotonic() + budget_seconds
+    deliveries, complete = _delete_in_batches(database, _delete_old_deliveries(cutoff), deadline)
+    if not complete:
+        return PruneResult(cutoff, deliveries, complete=False)
+    changes, reports, complete = _prune_change_log(database, cutoff, deadline)
+    return PruneResult(cutoff, deliveries, changes, reports, complete)
 
 
 def _old_deliveries(cutoff: datetime) -> Select[Any]:
@@ -85,11 +98,13 @@ def _delete_old_deliveries(cutoff: datetime):  # type: ignore[no-untyped-def]
     return delete(WebhookDelivery).where(WebhookDelivery.pk.in_(batch.scalar_subquery()))
 
 
-def _prune_change_log(database: Database, cutoff: datetime) -> tuple[int, int]:
+def _prune_change_log(
+    database: Database, cutoff: datetime, deadline: float | None
+) -> tuple[int, int, bool]:
     with database.transaction() as session:
         floor = _change_floor(session, cutoff)
         if not floor:
-            return 0, 0
+            return 0, 0, True
         # First the floor entry says "all time", then what it stands for may go.
         session.execute(
             update(DataChange)
@@ -102,12 +117,14 @@ def _prune_change_log(database: Database, cutoff: datetime) -> tuple[int, int]:
         .order_by(DataChange.version)
         .limit(BATCH)
     )
-    changes = _delete_in_batches(
-        database, delete(DataChange).where(DataChange.version.in_(batch.scalar_subquery()))
+    changes, complete = _delete_in_batches(
+        database,
+        delete(DataChange).where(DataChange.version.in_(batch.scalar_subquery())),
+        deadline,
     )
     with database.transaction() as session:
         reports = session.execute(delete(StoredReport).where(StoredReport.version < floor))
-    return changes, int(reports.rowcount)  # type: ignore[attr-defined]
+    return changes, int(reports.rowcount), complete  # type: ignore[attr-defined]
 
 
 def _change_floor(session: Session, cutoff: datetime) -> int:
@@ -118,14 +135,19 @@ def _change_floor(session: Session, cutoff: datetime) -> int:
     return int(newest or 0)
 
 
-def _delete_in_batches(database: Database, statement) -> int:  # type: ignore[no-untyped-def]
+def _delete_in_batches(  # type: ignore[no-untyped-def]
+    database: Database, statement, deadline: float | None
+) -> tuple[int, bool]:
+    """Run the delete until it deletes less than a batch (done) or the deadline passes."""
     total = 0
     while True:
         with database.transaction() as session:
             deleted = int(session.execute(statement).rowcount)
         total += deleted
         if deleted < BATCH:
-            return total
+            return total, True
+        if deadline is not None and time.monotonic() > deadline:
+            return total, False
 
 
 def _count(session: Session, query: Select[Any]) -> int:

@@ -210,3 +210,18 @@ def test_the_mapper_process_prunes_as_it_follows(
         mapper.wait(timeout=10)
     with db.engine.connect() as connection:
         assert connection.execute(text("SELECT count(*) FROM webhook_deliveries")).scalar() == 0
+
+
+def test_a_time_budget_stops_pruning_between_batches_and_the_next_call_goes_on(
+    client: FlaskClient, db: Database, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    add_sender(db, "shopify", SHOP, SHOPIFY_SECRET)
+    age_deliveries(db, *(deliver(client, n, f"wh-{n}") for n in (1, 2, 3)))
+    monkeypatch.setattr("service.retention.BATCH", 2)
+
+    first = prune(db, settings, datetime.now(UTC), budget_seconds=0)
+    second = prune(db, settings, datetime.now(UTC), budget_seconds=0)
+
+    assert (first.deliveries, first.complete) == (2, False)
+    assert (second.deliveries, second.complete) == (1, True)
+    assert deliveries_by_status(db) == {}

@@ -36,6 +36,7 @@ from service.webhooks.stored_secrets import check_stored_secrets, reencrypt_secr
 
 KIND = click.Choice(WEBHOOK_KINDS)
 PRUNE_EVERY_SECONDS = 600.0
+PRUNE_SECONDS = 2.0  # at most this long per round, so mapping does not wait on pruning
 log = logging.getLogger(__name__)
 
 
@@ -205,8 +206,10 @@ def map_deliveries(follow: bool, nice: int) -> None:
     pruned_at = -PRUNE_EVERY_SECONDS  # --- retention: prune at start, then every 10 minutes
     while True:
         if follow and time.monotonic() - pruned_at >= PRUNE_EVERY_SECONDS:
-            _prune_quietly()
-            pruned_at = time.monotonic()  # --- end of retention
+            # A long backlog is pruned a few seconds per round, between mapping rounds.
+            done = _prune_quietly()
+            pruned_at = time.monotonic() - (0 if done else PRUNE_EVERY_SECONDS)
+        # --- end of retention
         counts = map_all_received(database(), record_parser())
         if follow:
             if counts:
@@ -221,16 +224,17 @@ def map_deliveries(follow: bool, nice: int) -> None:
         time.sleep(POLL_SECONDS)
 
 
-def _prune_quietly() -> None:
-    """Prune past retention (service/retention.py); a failure waits for the next round."""
+def _prune_quietly() -> bool:
+    """Prune past retention for a moment (service/retention.py); False if more is due."""
     try:
-        result = prune(database(), settings(), datetime.now(UTC))
+        result = prune(database(), settings(), datetime.now(UTC), budget_seconds=PRUNE_SECONDS)
     except SQLAlchemyError:
         log.warning("pruning failed; it is tried again later", exc_info=True)
-        return
+        return True
     if result.deliveries or result.changes:
         counts = {"deliveries": result.deliveries, "changes": result.changes}
         log.info("pruned past retention", extra={"pruned": counts})
+    return result.complete
 
 
 def _required_box() -> SecretBox:
