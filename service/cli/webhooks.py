@@ -240,7 +240,7 @@ def _prune_quietly() -> bool:
 def _required_box() -> SecretBox:
     box = secret_box()
     if box is None:
-        raise click.UsageError(
+        raise click.ClickException(
             "SECRETS_KEY is not set: webhook secrets are stored encrypted with it; "
             f"{MAKE_A_KEY} and export SECRETS_KEY=<that key>."
         )
