@@ -209,3 +209,16 @@ def test_migration_0009_keeps_clear_secrets_marked_clear_and_a_downgrade_never_s
             downgrade(engine, "0008")
     finally:
         engine.dispose()
+
+
+def test_a_web_process_still_starts_when_the_database_is_unreachable(
+    backend: str, settings: Settings, apps: list[Flask]
+) -> None:
+    # A worker restarted during a database outage must boot and answer 503s meanwhile.
+    unreachable = {
+        "sqlite": "sqlite:////nonexistent-directory/db.sqlite3",
+        "postgresql": "postgresql+psycopg://postgres@127.0.0.1:18799/none?connect_timeout=2",
+    }[backend]
+    started = create_app(dataclasses.replace(settings, database_url=unreachable))
+    apps.append(started)
+    assert started.test_client().get("/healthz").status_code == 200
