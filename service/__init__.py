@@ -15,6 +15,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from service.errors import register_error_handlers
     from service.logs import install_request_ids
     from service.metrics import ReportCache
+    from service.request import ServiceRequest
     from service.webhooks.mapper import BackgroundMapper
     from service.webhooks.sender_cache import SenderCache
     from service.webhooks.stored_secrets import refuse_unreadable_secrets
@@ -24,6 +25,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     database = app.extensions["customer_metrics.db"]
     app.json = ExactJSONProvider(app)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.request_class = ServiceRequest
     # Started by the first stored delivery, or by gunicorn's post_worker_init hook.
     mapper = (
         BackgroundMapper(database, app.extensions["customer_metrics.parser"])

@@ -29,6 +29,22 @@ def _int_env(env: dict[str, str], name: str, default: int) -> int:
         raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
 
 
+def _rate_limit_env(env: dict[str, str]) -> int | None:
+    from service.rate_limits import MAX_RATE_LIMIT
+
+    limit = _int_env(env, "DEFAULT_RATE_LIMIT", 0)
+    if not 0 <= limit <= MAX_RATE_LIMIT:
+        raise ConfigError(f"DEFAULT_RATE_LIMIT must be 0 to {MAX_RATE_LIMIT} requests a minute")
+    return limit or None
+
+
+def _positive_int_env(env: dict[str, str], name: str, default: int) -> int:
+    value = _int_env(env, name, default)
+    if value < 1:
+        raise ConfigError(f"{name} must be at least 1, got {value}")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the service can be told, with the defaults a newcomer gets."""
@@ -36,6 +52,10 @@ class Settings:
     database_url: str = f"sqlite:///{DEFAULT_SQLITE_PATH}"
     reporting_currency: str = "USD"
     max_body_bytes: int = 5 * 1024 * 1024
+    # Seconds a client has to send a whole request (headers and body) once it has
+    # begun; then 408 and the connection closes, so slow clients cannot hold the
+    # server's threads (service/server/).
+    request_read_timeout: int = 10
     log_level: str = "INFO"
     bootstrap_api_key: str | None = None
     # Who maps stored webhook deliveries into records. "thread": a background thread
@@ -49,6 +69,8 @@ class Settings:
     # Settled webhook deliveries and change-log entries older than this many days are
     # pruned (service/retention.py); 0 keeps them forever.
     retention_days: int = 30
+    # Requests a minute for API keys without a limit of their own; None: no limit.
+    default_rate_limit: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -71,9 +93,13 @@ class Settings:
             database_url=env.get("DATABASE_URL") or cls.database_url,
             reporting_currency=currency,
             max_body_bytes=_int_env(env, "MAX_BODY_BYTES", cls.max_body_bytes),
+            request_read_timeout=_positive_int_env(
+                env, "REQUEST_READ_TIMEOUT", cls.request_read_timeout
+            ),
             log_level=env.get("LOG_LEVEL", "INFO").upper(),
             bootstrap_api_key=env.get("BOOTSTRAP_API_KEY") or None,
             webhook_mapper=mapper,
             secrets_key=env.get("SECRETS_KEY") or None,
             retention_days=retention_days,
+            default_rate_limit=_rate_limit_env(env),
         )

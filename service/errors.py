@@ -68,6 +68,7 @@ _HTTP_CODES = {
     400: "malformed-body",
     404: "not-found",
     405: "method-not-allowed",
+    408: "request-timeout",
     413: "body-too-large",
     415: "unsupported-media-type",
     422: "validation-failed",
@@ -82,6 +83,20 @@ def problem_response(
     headers: Mapping[str, str] | None = None,
 ) -> Response:
     """Render a problem+json response; every error the service returns goes through here."""
+    body = problem_document(status, code, detail, errors, g.get("request_id"))
+    response = Response(json.dumps(body), status=status, mimetype=PROBLEM_CONTENT_TYPE)
+    response.headers.update(headers or {})
+    return response
+
+
+def problem_document(
+    status: int,
+    code: str,
+    detail: str,
+    errors: Sequence[Mapping[str, Any]] = (),
+    request_id: str | None = None,
+) -> dict[str, Any]:
+    """The problem+json body; also written by the HTTP server, outside any request."""
     body: dict[str, Any] = {
         "type": PROBLEM_TYPE_BASE + code,
         "title": HTTPStatus(status).phrase,
@@ -90,12 +105,9 @@ def problem_response(
     }
     if errors:
         body["errors"] = list(errors)
-    request_id = g.get("request_id")
     if request_id:
         body["request_id"] = request_id
-    response = Response(json.dumps(body), status=status, mimetype=PROBLEM_CONTENT_TYPE)
-    response.headers.update(headers or {})
-    return response
+    return body
 
 
 def render_problem(error: Problem) -> Response:

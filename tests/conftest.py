@@ -39,6 +39,7 @@ TABLES_CHILD_FIRST = (
     "orders",
     "customers",
     "acquisition_spend",
+    "api_key_rates",
     "api_keys",
     "data_changes",
     "metric_reports",

@@ -139,7 +139,7 @@ def test_a_malformed_key_is_refused_without_echoing_it() -> None:
 def test_the_first_start_with_a_key_encrypts_secrets_stored_in_the_clear(
     app: Flask, db: Database, settings: Settings, apps: list[Flask]
 ) -> None:
-    # As a deployment upgraded by migration 0009 has them: stored clear, marked so.
+    # As a deployment upgraded by migration 0010 has them: stored clear, marked so.
     now = datetime.now(UTC)
     with db.transaction() as session:
         source = session.execute(
@@ -177,12 +177,12 @@ def test_a_delivery_whose_secrets_do_not_open_is_answered_503_and_not_stored(
         assert session.execute(text("SELECT count(*) FROM webhook_deliveries")).scalar() == 0
 
 
-def test_migration_0009_keeps_clear_secrets_marked_clear_and_a_downgrade_never_strands_them(
+def test_migration_0010_keeps_clear_secrets_marked_clear_and_a_downgrade_never_strands_them(
     backend: str, empty_database_url: Any
 ) -> None:
     engine = make_engine(empty_database_url(backend, "secrets_migration"))
     try:
-        upgrade(engine, "0008")
+        upgrade(engine, "0009")
         with engine.begin() as connection:
             connection.execute(
                 text(
@@ -197,7 +197,7 @@ def test_migration_0009_keeps_clear_secrets_marked_clear_and_a_downgrade_never_s
                     " SELECT pk, 'clear-before', CURRENT_TIMESTAMP FROM webhook_sources"
                 )
             )
-        upgrade(engine, "0009")
+        upgrade(engine, "0010")
         with engine.connect() as connection:
             rows = connection.execute(text("SELECT secret, encrypted FROM webhook_secrets"))
             assert [(secret, bool(encrypted)) for secret, encrypted in rows] == [
@@ -206,7 +206,7 @@ def test_migration_0009_keeps_clear_secrets_marked_clear_and_a_downgrade_never_s
         with engine.begin() as connection:
             connection.execute(text("UPDATE webhook_secrets SET encrypted = true"))
         with pytest.raises(RuntimeError, match="downgrading would leave them unreadable"):
-            downgrade(engine, "0008")
+            downgrade(engine, "0009")
     finally:
         engine.dispose()
 

@@ -7,9 +7,11 @@ from flask.cli import FlaskGroup
 from sqlalchemy.exc import DBAPIError
 
 from service.cli.db import db
+from service.cli.db import upgrade as db_upgrade
 from service.cli.imports import import_command
 from service.cli.keys import keys
 from service.cli.metrics import metrics
+from service.cli.openapi import openapi
 from service.cli.prune import prune_command
 from service.cli.secrets_key import secrets_key
 from service.cli.serve import serve
@@ -18,8 +20,16 @@ from service.cli.webhooks import webhooks
 
 def _create_app() -> object:
     from service import create_command_app
+    from service.cli.database_choice import check_database
+    from service.config import Settings
 
-    return create_command_app()
+    settings = Settings.from_env()
+    context = click.get_current_context()
+    # The top-level group loads the app only to list commands (--help): no check for that.
+    if context.parent is not None:
+        may_create = context.command in _CREATE_THE_DATABASE
+        check_database(settings.database_url, may_create=may_create)
+    return create_command_app(settings)
 
 
 @click.group(
@@ -33,8 +43,21 @@ def cli() -> None:
     """
 
 
-for command in (db, keys, import_command, metrics, prune_command, secrets_key, serve, webhooks):
+for command in (
+    db,
+    keys,
+    import_command,
+    metrics,
+    openapi,
+    prune_command,
+    secrets_key,
+    serve,
+    webhooks,
+):
     cli.add_command(command)
+
+# The commands that may make a new SQLite file; the others refuse (cli/database_choice.py).
+_CREATE_THE_DATABASE = (serve, db_upgrade)
 
 
 def main() -> None:

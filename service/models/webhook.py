@@ -24,6 +24,9 @@ from service.db import Base, BigIntPK, UTCDateTime
 
 WEBHOOK_KINDS = ("shopify", "woocommerce", "standard")
 DELIVERY_STATUSES = ("received", "processed", "ignored", "failed")
+# Column widths of a delivery's identity: what does not fit is refused, never cut.
+DELIVERY_KEY_LENGTH = 255
+TOPIC_LENGTH = 255
 
 
 class WebhookSource(Base):
@@ -88,8 +91,8 @@ class WebhookDelivery(Base):
         BigInteger, ForeignKey("webhook_sources.pk", ondelete="CASCADE")
     )
     # The sender's idempotency key (or one derived from the delivery when it has none).
-    delivery_key: Mapped[str] = mapped_column(String(255))
-    topic: Mapped[str] = mapped_column(String(255))
+    delivery_key: Mapped[str] = mapped_column(String(DELIVERY_KEY_LENGTH))
+    topic: Mapped[str] = mapped_column(String(TOPIC_LENGTH))
     body: Mapped[bytes] = mapped_column(LargeBinary)
     headers: Mapped[dict[str, Any]] = mapped_column(JSON)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)

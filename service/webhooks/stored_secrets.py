@@ -2,7 +2,7 @@
 
 The service starts only if every stored secret opens with SECRETS_KEY. The
 first start with a key also encrypts the secrets stored in the clear before
-encryption at rest existed (migration 0009 marks them), so an existing
+encryption at rest existed (migration 0010 marks them), so an existing
 deployment upgrades by setting SECRETS_KEY and starting.
 """
 

@@ -6,8 +6,8 @@ or `customer-metrics webhooks reencrypt`) encrypts them; without the key the
 service refuses to start while any secret is stored. A Fernet token is longer
 than the secret it holds, so the column becomes unbounded text.
 
-Revision ID: 0009
-Revises: 0008
+Revision ID: 0010
+Revises: 0009
 Create Date: 2026-12-04
 """
 
@@ -16,8 +16,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0009"
-down_revision: str | None = "0008"
+revision: str = "0010"
+down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -36,7 +36,7 @@ def downgrade() -> None:
     if bind.scalar(sa.text("SELECT count(*) FROM webhook_secrets WHERE encrypted")):
         raise RuntimeError(
             "webhook secrets are encrypted: downgrading would leave them unreadable; "
-            "remove the senders or restore a backup from before 0009"
+            "remove the senders or restore a backup from before 0010"
         )
     with op.batch_alter_table("webhook_secrets") as table:
         table.alter_column("secret", type_=sa.String(512), existing_type=sa.Text())
