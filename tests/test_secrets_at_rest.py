@@ -222,3 +222,16 @@ def test_a_web_process_still_starts_when_the_database_is_unreachable(
     started = create_app(dataclasses.replace(settings, database_url=unreachable))
     apps.append(started)
     assert started.test_client().get("/healthz").status_code == 200
+
+
+def test_a_stored_secret_is_decrypted_once_per_process_not_per_delivery(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    box = SecretBox([TEST_SECRETS_KEY])
+    token = box.encrypt(SECRET)
+    opened: list[str] = []
+    decrypt = box._decrypt
+    monkeypatch.setattr(box, "_decrypt", lambda t: opened.append(t) or decrypt(t))
+
+    assert [box.decrypt(token) for _ in range(3)] == [SECRET] * 3
+    assert opened == [token]
