@@ -19,6 +19,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from service.request import ServiceRequest
     from service.webhooks.mapper import BackgroundMapper
     from service.webhooks.sender_cache import SenderCache
+    from service.webhooks.stored_secrets import refuse_unreadable_secrets
 
     app = create_command_app(settings)
     settings = app.extensions["customer_metrics.settings"]
@@ -33,7 +34,9 @@ def create_app(settings: Settings | None = None) -> Flask:
         else None
     )
     app.extensions["customer_metrics.mapper"] = mapper
-    app.extensions["customer_metrics.senders"] = SenderCache()
+    box = app.extensions["customer_metrics.secret_box"]
+    refuse_unreadable_secrets(database, box)
+    app.extensions["customer_metrics.senders"] = SenderCache(box)
     app.extensions["customer_metrics.reports"] = ReportCache(database)
 
     install_request_ids(app)
@@ -54,11 +57,13 @@ def create_command_app(settings: Settings | None = None) -> Flask:
     from service.db import Database
     from service.ingestion.records import RecordParser
     from service.logs import configure_logging
+    from service.secret_box import SecretBox
 
     settings = settings or Settings.from_env()
     app = Flask(__name__)
     app.extensions["customer_metrics.settings"] = settings
     app.extensions["customer_metrics.db"] = Database(settings.database_url)
     app.extensions["customer_metrics.parser"] = RecordParser(settings.reporting_currency)
+    app.extensions["customer_metrics.secret_box"] = SecretBox.from_setting(settings.secrets_key)
     configure_logging(settings.log_level)
     return app

@@ -12,6 +12,8 @@ from service.text import parse_whole_number
 
 DEFAULT_SQLITE_PATH = Path("customer-metrics.sqlite3")
 WEBHOOK_MAPPERS = ("thread", "process", "off")
+# Longer than any sender's retries (service/retention.py), with a margin.
+MIN_RETENTION_DAYS = 7
 
 
 class ConfigError(ValueError):
@@ -62,6 +64,12 @@ class Settings:
     # workers (the default under service/gunicorn_conf.py); "off": only a
     # `customer-metrics webhooks map --follow` you run yourself.
     webhook_mapper: str = "thread"
+    # SECRETS_KEY: comma-separated Fernet keys for the webhook secrets at rest; the
+    # first encrypts, all decrypt (service/secret_box.py).
+    secrets_key: str | None = field(default=None, repr=False)
+    # Settled webhook deliveries and change-log entries older than this many days are
+    # pruned (service/retention.py); 0 keeps them forever.
+    retention_days: int = 30
     # Requests a minute for API keys without a limit of their own; None: no limit.
     default_rate_limit: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -76,6 +84,12 @@ class Settings:
         mapper = env.get("WEBHOOK_MAPPER", cls.webhook_mapper).strip().lower()
         if mapper not in WEBHOOK_MAPPERS:
             raise ConfigError(f"WEBHOOK_MAPPER must be one of {', '.join(WEBHOOK_MAPPERS)}")
+        retention_days = _int_env(env, "RETENTION_DAYS", cls.retention_days)
+        if retention_days and retention_days < MIN_RETENTION_DAYS:
+            raise ConfigError(
+                f"RETENTION_DAYS must be 0 (keep forever) or at least {MIN_RETENTION_DAYS}: "
+                "senders retry deliveries for up to 2 days, and a retry must find its copy"
+            )
         return cls(
             database_url=env.get("DATABASE_URL") or cls.database_url,
             reporting_currency=currency,
@@ -86,5 +100,7 @@ class Settings:
             log_level=env.get("LOG_LEVEL", "INFO").upper(),
             bootstrap_api_key=env.get("BOOTSTRAP_API_KEY") or None,
             webhook_mapper=mapper,
+            secrets_key=env.get("SECRETS_KEY") or None,
+            retention_days=retention_days,
             default_rate_limit=_rate_limit_env(env),
         )

@@ -21,10 +21,11 @@ from flask import request
 from flask_smorest import Blueprint
 from sqlalchemy import Connection
 
-from service.errors import MalformedBody, Unauthenticated
+from service.errors import MalformedBody, NotReady, Unauthenticated
 from service.extensions import database, delivery_mapper, sender_cache
 from service.models import DELIVERY_KEY_LENGTH, TOPIC_LENGTH
 from service.schemas.webhooks import DeliveryResult
+from service.secret_box import SecretUnreadable
 from service.webhooks.deliveries import Delivery, Outcome, store_delivery
 from service.webhooks.intake import (
     WOO_ID_LENGTH,
@@ -192,8 +193,7 @@ def _accept(arrival: _Arrival) -> dict[str, Any]:
 def _store_verified(connection: Connection, arrival: _Arrival, fresh: bool) -> Outcome | None:
     """The stored delivery; None if no sender's secret verifies it (see `rejections`), or a
     remembered secret did but is no longer valid (or the delivery is a duplicate)."""
-    found = sender_cache().senders(connection, arrival.kind, arrival.name, arrival.now, fresh)
-    for sender in found:
+    for sender in _senders(connection, arrival, fresh):
         try:
             secret = arrival.verify(sender)
         except SignatureRejected as rejected:
@@ -211,6 +211,19 @@ def _store_verified(connection: Connection, arrival: _Arrival, fresh: bool) -> O
         remembered = None if fresh else sender.secret_pk(secret)
         return store_delivery(connection, delivery, arrival.now, remembered)
     return None
+
+
+def _senders(connection: Connection, arrival: _Arrival, fresh: bool) -> list[Sender]:
+    try:
+        return sender_cache().senders(connection, arrival.kind, arrival.name, arrival.now, fresh)
+    except SecretUnreadable as unreadable:
+        # The operator's key is missing or wrong (the app checks at start, but the
+        # database may have been unreachable then): the sender retries a 503.
+        log.error("webhook secrets cannot be decrypted: %s", unreadable)
+        raise NotReady(
+            "The webhook secrets cannot be decrypted (SECRETS_KEY); nothing was stored.",
+            headers={"Retry-After": "60"},
+        ) from None
 
 
 def _kept_headers() -> dict[str, str]:

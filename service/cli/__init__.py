@@ -13,6 +13,8 @@ from service.cli.imports import import_command
 from service.cli.keys import keys
 from service.cli.metrics import metrics
 from service.cli.openapi import openapi
+from service.cli.prune import prune_command
+from service.cli.secrets_key import secrets_key
 from service.cli.serve import serve
 from service.cli.webhooks import webhooks
 from service.transient import error_line, is_transient
@@ -43,7 +45,17 @@ def cli() -> None:
     """
 
 
-for command in (db, keys, import_command, metrics, openapi, serve, webhooks):
+for command in (
+    db,
+    keys,
+    import_command,
+    metrics,
+    openapi,
+    prune_command,
+    secrets_key,
+    serve,
+    webhooks,
+):
     cli.add_command(command)
 
 # The commands that may make a new SQLite file; the others refuse (cli/database_choice.py).
@@ -51,8 +63,13 @@ _CREATE_THE_DATABASE = (serve, db_upgrade)
 
 
 def main() -> None:
+    from service.secret_box import SecretsKeyInvalid
+    from service.webhooks.stored_secrets import SecretsRefused
+
     try:
         cli()
+    except (SecretsKeyInvalid, SecretsRefused) as refused:
+        raise SystemExit(f"customer-metrics: {refused}") from None
     except (DBAPIError, psycopg.Error) as error:
         if is_transient(error):  # down, restarting, full: the operator's to wait out
             raise SystemExit(

@@ -8,12 +8,14 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     ForeignKey,
     Index,
     LargeBinary,
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
@@ -42,7 +44,12 @@ class WebhookSource(Base):
 
 
 class WebhookSecret(Base):
-    """A signing secret. Kept in the clear: verifying an HMAC needs the key itself."""
+    """A signing secret, encrypted under SECRETS_KEY (`service.secret_box`).
+
+    Verifying an HMAC needs the secret itself, so it cannot be hashed. Rows stored
+    before encryption existed are clear (`encrypted` false) until the first start
+    with a key encrypts them (`service.webhooks.stored_secrets`).
+    """
 
     __tablename__ = "webhook_secrets"
 
@@ -50,7 +57,9 @@ class WebhookSecret(Base):
     source_pk: Mapped[int] = mapped_column(
         BigInteger, ForeignKey("webhook_sources.pk", ondelete="CASCADE"), index=True
     )
-    secret: Mapped[str] = mapped_column(String(512))
+    # A Fernet token when `encrypted`, else the secret itself.
+    secret: Mapped[str] = mapped_column(Text)
+    encrypted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     # Set when a rotation retires this secret; it stays valid until then.
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -73,6 +82,8 @@ class WebhookDelivery(Base):
             postgresql_where=UNSETTLED,
             sqlite_where=UNSETTLED,
         ),
+        # Pruning (service/retention.py) takes the oldest first.
+        Index("ix_webhook_deliveries_received_at", "received_at"),
     )
 
     pk: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
