@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
@@ -40,7 +41,8 @@ class FakeClock:
 
 
 def _database_away() -> None:
-    raise OperationalError("SELECT 1", {}, Exception("connection refused\nDETAIL: more"))
+    refused = psycopg.OperationalError("connection refused\n\tIs the server running?")
+    raise OperationalError("SELECT 1", {}, refused)
 
 
 def test_a_failing_task_is_tried_again_less_often_and_logged_once_each_way(caplog):
@@ -52,7 +54,7 @@ def test_a_failing_task_is_tried_again_less_often_and_logged_once_each_way(caplo
     assert pauses == [1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0, 1.0]
     messages = [record.getMessage() for record in caplog.records]
     assert messages == [
-        "demo: the database is unavailable (connection refused); "
+        "demo: the database is unavailable (OperationalError: connection refused); "
         "trying again, less often, until it is back",
         "demo: working again after 7 failed tries in 0 s",
     ]

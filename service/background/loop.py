@@ -13,9 +13,8 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from sqlalchemy.exc import DBAPIError, OperationalError
-
 from service.background.tasks import PeriodicTask
+from service.transient import error_line, is_transient
 
 log = logging.getLogger(__name__)
 
@@ -23,13 +22,6 @@ FIRST_PAUSE_SECONDS = 1.0
 MAX_PAUSE_SECONDS = 30.0
 # The loop looks at `keep_going` at least this often, however far the next task is.
 LOOK_SECONDS = 1.0
-
-
-def is_database_unavailable(error: BaseException) -> bool:
-    """The database cannot be reached or is restarting: nothing for a task to fix."""
-    return isinstance(error, OperationalError) or (
-        isinstance(error, DBAPIError) and error.connection_invalidated
-    )
 
 
 @dataclass
@@ -51,7 +43,7 @@ class TaskRunner:
     def run_once(self) -> float:
         """Run the task; seconds until it should run again."""
         try:
-            self.task.run()
+            wanted = self.task.run()
         except Exception as error:
             return self._failed(error)
         if self._failing is not None:
@@ -62,7 +54,7 @@ class TaskRunner:
                 self._clock() - self._failing.since,
             )
             self._failing = None
-        return self.task.every_seconds
+        return self.task.every_seconds if wanted is None else wanted
 
     def _failed(self, error: Exception) -> float:
         if self._failing is None:
@@ -73,12 +65,11 @@ class TaskRunner:
         return float(min(MAX_PAUSE_SECONDS, pause))
 
     def _log_first_failure(self, error: Exception) -> None:
-        if is_database_unavailable(error):
-            reason = str(getattr(error, "orig", None) or error).strip().splitlines()
+        if is_transient(error):  # down, restarting, locked: nothing for the task to fix
             log.warning(
                 "%s: the database is unavailable (%s); trying again, less often, until it is back",
                 self.task.name,
-                reason[0] if reason else type(error).__name__,
+                error_line(error),
             )
         else:  # a bug: its traceback once, not at every try
             log.exception("%s failed; trying again, less often, until it works", self.task.name)

@@ -10,9 +10,9 @@ from flask.cli import with_appcontext
 from sqlalchemy import func, select
 
 from service.background.loop import run_until_stopped
-from service.background.tasks import MAP_WEBHOOK_DELIVERIES
+from service.background.tasks import TASKS
 from service.cli.worker import while_parent_lives
-from service.extensions import database, record_parser
+from service.extensions import database, record_parser, secret_box
 from service.models import (
     DELIVERY_STATUSES,
     WEBHOOK_KINDS,
@@ -20,6 +20,7 @@ from service.models import (
     WebhookSecret,
     WebhookSource,
 )
+from service.secret_box import MAKE_A_KEY, SecretBox
 from service.webhooks.deliveries import replay_delivery
 from service.webhooks.mapping import map_all_received
 from service.webhooks.sources import (
@@ -29,6 +30,7 @@ from service.webhooks.sources import (
     remove_source,
     rotate_secret,
 )
+from service.webhooks.stored_secrets import check_stored_secrets, reencrypt_secrets
 
 KIND = click.Choice(WEBHOOK_KINDS)
 
@@ -48,12 +50,14 @@ def webhooks() -> None:
 @with_appcontext
 def add(kind: str, name: str, secret: str | None) -> None:
     """Add a sender: NAME is the shop domain (shopify), the site host (woocommerce) or any name."""
+    box = _required_box()
     secret = secret or new_secret(kind)
     name = name.lower() if kind != "standard" else name
     with database().transaction() as session:
+        check_stored_secrets(session, box)
         if find_source(session, kind, name) is not None:
             raise click.UsageError(f"{kind} sender {name!r} exists; use `webhooks rotate`.")
-        source = add_source(session, kind, name, secret, datetime.now(UTC))
+        source = add_source(session, kind, name, secret, box, datetime.now(UTC))
         record_source = source.record_source
     click.echo(f"added {kind} sender {name!r}; its records get source {record_source!r}")
     click.echo(f"secret: {secret}")
@@ -98,12 +102,27 @@ def list_senders() -> None:
 @with_appcontext
 def rotate(kind: str, name: str, secret: str | None, grace_hours: float) -> None:
     """Add a new secret; the old ones stay valid for the grace period (both verify meanwhile)."""
+    box = _required_box()
     secret = secret or new_secret(kind)
     with database().transaction() as session:
+        check_stored_secrets(session, box)
         source = _source(session, kind, name)
-        rotate_secret(session, source, secret, timedelta(hours=grace_hours), datetime.now(UTC))
+        grace = timedelta(hours=grace_hours)
+        rotate_secret(session, source, secret, box, grace, datetime.now(UTC))
     click.echo(f"secret: {secret}")
     click.echo(f"older secrets of {kind} sender {name!r} expire in {grace_hours:g} h")
+
+
+@webhooks.command()
+@with_appcontext
+def reencrypt() -> None:
+    """Encrypt every stored secret again with the first key of SECRETS_KEY.
+
+    Run after putting a new key first (SECRETS_KEY=new,old); then the old key can go.
+    """
+    with database().transaction() as session:
+        count = reencrypt_secrets(session, _required_box())
+    click.echo(f"re-encrypted {count} webhook secret(s) with the first key of SECRETS_KEY")
 
 
 @webhooks.command()
@@ -171,15 +190,16 @@ def replay(delivery_ids: tuple[int, ...], all_failed: bool) -> None:
 @click.option("--nice", type=int, default=0, help="Lower this process's priority by N.")
 @with_appcontext
 def map_deliveries(follow: bool, nice: int) -> None:
-    """Map received deliveries into records (`customer-metrics worker` does it too).
+    """Map received deliveries into records.
 
-    With --follow it looks every second, rides out a database restart, and stops
-    when the process that started it does.
+    With --follow it is `customer-metrics worker` (it prunes past retention too):
+    it looks every second, rides out a database restart, and stops when the
+    process that started it does.
     """
     if nice:
         os.nice(nice)
     if follow:
-        run_until_stopped((MAP_WEBHOOK_DELIVERIES,), keep_going=while_parent_lives())
+        run_until_stopped(TASKS, keep_going=while_parent_lives())
         return
     counts = map_all_received(database(), record_parser())
     if counts is None:
@@ -187,6 +207,16 @@ def map_deliveries(follow: bool, nice: int) -> None:
     else:
         summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
         click.echo(f"mapped: {summary or 'nothing was waiting'}")
+
+
+def _required_box() -> SecretBox:
+    box = secret_box()
+    if box is None:
+        raise click.ClickException(
+            "SECRETS_KEY is not set: webhook secrets are stored encrypted with it; "
+            f"{MAKE_A_KEY} and export SECRETS_KEY=<that key>."
+        )
+    return box
 
 
 def _source(session: object, kind: str, name: str) -> WebhookSource:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import re
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from service.metrics.periods import INTERVALS
 from service.metrics.query import DEFAULT_WINDOW_DAYS, MAX_PERIODS, MAX_WINDOW_DAYS, MIN_WINDOW_DAYS
+from service.metrics.zones import is_zone_name
+from service.schemas.numbers import WholeNumber
 
 _FULL_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _RATIO = "A JSON number rounded half-even to 6 places; null when its denominator is 0."
@@ -17,9 +18,7 @@ _MONEY = "Decimal string rounded half-even to 2 places; null when its denominato
 
 
 def _known_zone(name: str) -> None:
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    if not is_zone_name(name):
         message = f"{name!r} is not an IANA time zone name (e.g. Europe/Warsaw)."
         raise ValidationError(message) from None
 
@@ -43,7 +42,7 @@ class SummaryArgs(Schema):
         validate=_known_zone,
         metadata={"description": "IANA time zone name, e.g. Europe/Warsaw."},
     )
-    churn_window_days = fields.Integer(
+    churn_window_days = WholeNumber(
         load_default=DEFAULT_WINDOW_DAYS,
         validate=validate.Range(MIN_WINDOW_DAYS, MAX_WINDOW_DAYS),
         metadata={"description": "W: a customer is active at t with a counted order in [t-W, t)."},
