@@ -16,6 +16,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from tests.conftest import TEST_SECRETS_KEY
 from tests.test_serve import SERVE, _call, _free_port, _post_webhook
 from tests.webhook_payloads import SHOP, SHOPIFY_SECRET, body_of, shopify_headers, shopify_order
 from tests.webhook_support import add_sender
@@ -67,6 +68,7 @@ def _start(tmp_path: Path, database_url: str) -> tuple[str, subprocess.Popen[str
         **os.environ,
         "DATABASE_URL": database_url,
         "BOOTSTRAP_API_KEY": KEY,
+        "SECRETS_KEY": TEST_SECRETS_KEY,
         "BIND": f"127.0.0.1:{port}",
         "WEB_CONCURRENCY": str(WORKERS),
         "WEB_THREADS": "1",

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.conftest import TEST_SECRETS_KEY
 from tests.test_background_supervision import KEY, _background_children
 from tests.test_serve import SERVE, _call, _free_port, _post_webhook
 from tests.webhook_payloads import SHOP, SHOPIFY_SECRET, body_of, shopify_headers, shopify_order
@@ -25,6 +26,7 @@ def _start(cwd: Path, given: dict[str, str]) -> tuple[str, subprocess.Popen[str]
         **os.environ,
         **given,
         "BOOTSTRAP_API_KEY": KEY,
+        "SECRETS_KEY": TEST_SECRETS_KEY,
         "BIND": f"127.0.0.1:{port}",
         "WEB_CONCURRENCY": "2",
     }
