@@ -3,9 +3,9 @@
 A task runs inside the command's app context (`service.extensions` works), takes
 no arguments, and commits its own work; it may return how many seconds to wait
 before its next run (0: more is due now), else it runs every `every_seconds`.
-When it raises, the loop logs it once
-and runs it again later with a growing pause (`service.background.loop`), so a
-task need not catch a database that is away.
+When it raises, the loop logs it once and runs it again later with a growing
+pause (`service.background.loop`), so a task need not catch a database that is
+away.
 """
 
 from __future__ import annotations
