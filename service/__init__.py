@@ -8,8 +8,13 @@ from service.config import Settings
 from service.jsonio import ExactJSONProvider
 
 
-def create_app(settings: Settings | None = None) -> Flask:
-    """The WSGI app: settings → database → errors → logging → API blueprints."""
+def create_app(settings: Settings | None = None, *, check_secrets: bool = True) -> Flask:
+    """The WSGI app: settings → database → errors → logging → API blueprints.
+
+    A serving app first checks that the stored webhook secrets open with
+    SECRETS_KEY; `check_secrets=False` is for what only needs the app's shape
+    (the OpenAPI document), which must not touch, or create, a database.
+    """
     from service.api import customers, health, metrics, orders, prometheus, spend, webhooks
     from service.api.openapi import make_api
     from service.api.parameters import install_parameter_check
@@ -36,7 +41,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     )
     app.extensions["customer_metrics.mapper"] = mapper
     box = app.extensions["customer_metrics.secret_box"]
-    refuse_unreadable_secrets(database, box)
+    if check_secrets:
+        refuse_unreadable_secrets(database, box)
     app.extensions["customer_metrics.senders"] = SenderCache(box)
     app.extensions["customer_metrics.reports"] = ReportCache(database)
 

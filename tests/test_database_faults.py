@@ -27,6 +27,7 @@ import pytest
 
 from service.db import Database
 from service.migrate import upgrade
+from tests.conftest import TEST_SECRETS_KEY
 from tests.fault_load import Load, Tally
 from tests.temp_postgres import TempCluster, temp_cluster
 from tests.webhook_payloads import SHOP, SHOPIFY_SECRET
@@ -71,6 +72,7 @@ def served(
         "WEB_CONCURRENCY": "2",
         "WEB_THREADS": "4",
         "WEBHOOK_MAPPER": "thread",
+        "SECRETS_KEY": TEST_SECRETS_KEY,
     }
     log = tmp_path / "serve.log"  # a file: a pipe nobody reads would fill and block gunicorn
     with log.open("w") as stderr:

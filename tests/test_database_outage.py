@@ -27,6 +27,7 @@ from service.auth import create_key
 from service.config import Settings
 from service.db import CONNECT_TIMEOUT_SECONDS, Database
 from service.migrate import upgrade
+from tests.conftest import TEST_SECRETS_KEY
 from tests.factories import customer, order
 from tests.temp_postgres import TempCluster, temp_cluster
 from tests.webhook_payloads import SHOP, SHOPIFY_SECRET, shopify_order
@@ -53,7 +54,12 @@ def outage_url(cluster: TempCluster) -> str:
 @pytest.fixture
 def outage_app(cluster: TempCluster, outage_url: str) -> Iterator[Flask]:
     app = create_app(
-        Settings(database_url=outage_url, reporting_currency="USD", webhook_mapper="off")
+        Settings(
+            database_url=outage_url,
+            reporting_currency="USD",
+            webhook_mapper="off",
+            secrets_key=TEST_SECRETS_KEY,
+        )
     )
     yield app
     cluster.start_if_stopped()
