@@ -11,7 +11,10 @@ from flask_smorest.utils import prepare_response
 
 from service.api.security import SECURITY_SCHEME
 from service.errors import PROBLEM_CONTENT_TYPE, render_http_exception
+from service.money import currency_exponent
 from service.schemas.problems import Problem
+from service.schemas.records import SPEND_DAYS
+from service.schemas.rules import amount, trimmed_code
 
 API_SETTINGS: dict[str, Any] = {
     "API_TITLE": "customer-metrics",
@@ -76,3 +79,16 @@ def make_api(app: Flask) -> ServiceApi:
         scheme = {"type": "apiKey", "in": "header", "name": header, "description": how}
         api.spec.components.security_scheme(name, scheme)
     return api
+
+
+def describe_deployment(api: ServiceApi, reporting_currency: str) -> None:
+    """What the record schemas cannot say alone: the one currency taken, its places, and
+    spend's choice of days. Call it once the blueprints are registered."""
+    schemas = api.spec.components.schemas
+    exponent = currency_exponent(reporting_currency) or 0
+    for name, amounts in (("OrderIn", ("total", "refunded")), ("SpendIn", ("amount",))):
+        properties = schemas[name]["properties"]
+        properties["currency"]["pattern"] = trimmed_code([reporting_currency])
+        for field in amounts:
+            properties[field].update(amount(exponent, nullable=field == "refunded"))
+    schemas["SpendIn"].update(SPEND_DAYS)
