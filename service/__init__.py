@@ -11,7 +11,7 @@ from service.jsonio import ExactJSONProvider
 def create_app(settings: Settings | None = None) -> Flask:
     """The WSGI app: settings → database → errors → logging → API blueprints."""
     from service.api import customers, health, metrics, orders, spend, webhooks
-    from service.api.openapi import describe_deployment, make_api
+    from service.api.openapi import describe_records, make_api
     from service.errors import register_error_handlers
     from service.logs import install_request_ids
     from service.metrics import ReportCache
@@ -37,7 +37,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     api = make_api(app)
     for module in (health, customers, orders, spend, metrics, webhooks):
         api.register_blueprint(module.blp)
-    describe_deployment(api, settings.reporting_currency)
+    describe_records(api, settings.reporting_currency)
     register_error_handlers(app)
     return app
 

@@ -14,16 +14,21 @@ import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
 from typing import Any
 
 import schemathesis
-from flask import Flask
-from hypothesis import HealthCheck
 from schemathesis.core import NotSet
 
 from service import create_app
+from service.api.pagination import decode_cursor, encode_cursor
 from service.config import Settings
 from service.db import Database
+from service.errors import ValidationFailed
+from service.ingestion.records import MAX_SPEND_DAYS
+from service.metrics.periods import period_days
+from service.metrics.query import MAX_PERIODS
 from tests.webhook_payloads import (
     SHOP,
     SHOPIFY_SECRET,
@@ -36,6 +41,7 @@ from tests.webhook_payloads import (
 from tests.webhook_support import add_sender
 
 SEED = 20261204
+ZONES = ("UTC", "Europe/Warsaw", "America/New_York", "Asia/Kolkata", "Australia/Lord_Howe")
 # Every check schemathesis has, every phase but the probes (nothing to probe in-process).
 CONFIG_TOML = f"""
 seed = {SEED}
@@ -63,18 +69,36 @@ def configure_senders(db: Database) -> None:
     add_sender(db, "standard", "schemathesis", STANDARD_SECRET)
 
 
-def served_document() -> dict[str, Any]:
-    """The OpenAPI document the app serves (it does not depend on the database)."""
-    with tempfile.TemporaryDirectory() as directory:
-        app = create_app(Settings(database_url=f"sqlite:///{directory}/openapi.sqlite3"))
-        document: dict[str, Any] = app.test_client().get("/openapi.json").json
-        app.extensions["customer_metrics.db"].engine.dispose()
-    return document
+class AppUnderTest:
+    """The WSGI app schemathesis sends to: the current test's app, on its database.
+
+    The schema is loaded once, when tests are collected (from an app on a scratch
+    database: the document does not depend on the data); each test then points this
+    at its own app, so every request, including the probes of checks, reaches it.
+    """
+
+    def __init__(self) -> None:
+        self.app: Flask | None = None
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        assert self.app is not None, "no app under test"
+        return self.app(environ, start_response)
+
+
+APP_UNDER_TEST = AppUnderTest()
 
 
 def load_schema(max_examples: int) -> Any:
-    """The served document as a schemathesis schema; each call names the app it goes to."""
-    schema = schemathesis.openapi.from_dict(served_document(), config=schema_config(max_examples))
+    """The served document as a schemathesis schema, sending to APP_UNDER_TEST."""
+    with tempfile.TemporaryDirectory() as directory:
+        APP_UNDER_TEST.app = create_app(
+            Settings(database_url=f"sqlite:///{directory}/openapi.sqlite3")
+        )
+        schema = schemathesis.openapi.from_wsgi(
+            "/openapi.json", APP_UNDER_TEST, config=schema_config(max_examples)
+        )
+        APP_UNDER_TEST.app.extensions["customer_metrics.db"].engine.dispose()
+        APP_UNDER_TEST.app = None
     schema.auth(refresh_interval=None)(Credentials)
     return schema
 
@@ -94,6 +118,9 @@ class Credentials:
         return self.authorization
 
     def set(self, case: Any, data: str, context: Any) -> None:
+        # Auth is set last on a generated case: the place to apply the prose rules to it.
+        if case.meta is not None and case.meta.generation.mode.is_positive:
+            keep_prose_rules(case)
         path = case.operation.path
         if not path.startswith("/v1/webhooks/"):
             case.headers["Authorization"] = data
@@ -105,14 +132,98 @@ class Credentials:
         elif path == "/v1/webhooks/woocommerce":
             headers["X-WC-Webhook-Signature"] = base64_hmac(WOO_SECRET, body)
         elif path == "/v1/webhooks/standard":
-            if case.meta is not None and case.meta.generation.mode.is_positive:
-                # Else it would only ever test the 5-minute window; a negative case keeps its own.
-                headers["webhook-timestamp"] = str(int(time.time()))
             message_id = str(headers.get("webhook-id", ""))
             timestamp = str(headers.get("webhook-timestamp", ""))
             headers["webhook-signature"] = standard_entry(
                 STANDARD_SECRET, message_id, timestamp, body
             )
+
+
+def keep_prose_rules(case: Any) -> None:
+    """Make a positive case keep the rules the document states in prose only.
+
+    JSON Schema cannot compare two fields, know the time zone database or the current
+    time, or say which cursors this service issued; a client can, so a valid request
+    does. Negative cases are left as generated.
+    """
+    path, headers = case.operation.path, case.headers
+    if path in ("/v1/metrics", "/v1/metrics/summary"):
+        _metrics_query(case.query, single_period=path.endswith("summary"))
+    elif "cursor" in (case.query or {}):
+        case.query["cursor"] = _issued_cursor(case.query["cursor"])
+    elif path == "/v1/orders" and isinstance(case.body, dict):
+        for item in case.body.get("items", []):
+            _order(item)
+    elif path == "/v1/acquisition-spend" and isinstance(case.body, dict):
+        for item in case.body.get("items", []):
+            _spend(item)
+    elif path == "/v1/webhooks/shopify":
+        headers["X-Shopify-Shop-Domain"] = SHOP
+    elif path == "/v1/webhooks/woocommerce":
+        headers["X-WC-Webhook-Source"] = f"https://{WOO_SITE}/"
+    elif path == "/v1/webhooks/standard":
+        headers["webhook-timestamp"] = str(int(time.time()))
+        body = case.body
+        if isinstance(body, dict) and isinstance(body.get("data"), dict):
+            {"order.upserted": _order, "spend.upserted": _spend}.get(
+                body.get("type"), lambda _: None
+            )(body["data"])
+
+
+def _metrics_query(query: dict[str, Any], single_period: bool) -> None:
+    if query.get("tz") not in ZONES:
+        query["tz"] = ZONES[len(str(query.get("tz"))) % len(ZONES)]
+    start, end = date.fromisoformat(query["start"]), date.fromisoformat(query["end"])
+    start, end = min(start, end), max(start, end)
+    interval = query.get("interval", "month")
+    if not single_period and period_days(start, end, interval, MAX_PERIODS) is None:
+        end = start
+    query["start"], query["end"] = start.isoformat(), end.isoformat()
+
+
+def _issued_cursor(cursor: Any) -> str:
+    try:
+        decode_cursor(str(cursor))
+    except ValidationFailed:
+        return encode_cursor(len(str(cursor)))
+    return str(cursor)
+
+
+def _exact(amount: Any) -> Decimal:
+    """An amount as the decimal it stands for (a generated float 0.5700000000000001 is 0.57)."""
+    return Decimal(str(round(amount, 2))) if isinstance(amount, float) else Decimal(str(amount))
+
+
+def _money(record: dict[str, Any], name: str) -> None:
+    if isinstance(record.get(name), float):
+        record[name] = round(record[name], 2)
+
+
+def _order(record: dict[str, Any]) -> None:
+    _money(record, "total")
+    _money(record, "refunded")
+    if record.get("refunded") is not None and _exact(record["refunded"]) > _exact(record["total"]):
+        record["refunded"] = record["total"]
+    for name in ("placed_at", "updated_at"):
+        record[name] = _instant_in_range(record.get(name))
+
+
+def _spend(record: dict[str, Any]) -> None:
+    _money(record, "amount")
+    if "start_date" in record and "end_date" in record:
+        start = date.fromisoformat(record["start_date"])
+        end = date.fromisoformat(record["end_date"])
+        start, end = min(start, end), max(start, end)
+        if (end - start).days >= MAX_SPEND_DAYS:
+            end = start
+        record["start_date"], record["end_date"] = start.isoformat(), end.isoformat()
+
+
+def _instant_in_range(value: Any) -> Any:
+    """Years 1 and 9999 can leave the calendar once moved to UTC: the document says so."""
+    if isinstance(value, str) and value[:4] in ("0001", "9999"):
+        return "2000" + value[4:]
+    return value
 
 
 def _body_bytes(case: Any) -> bytes:
@@ -137,6 +248,3 @@ class Tally:
         label = case.operation.label
         self.cases[label] += 1
         self.statuses.setdefault(label, Counter())[status] += 1
-
-
-__all__ = ["SEED", "HealthCheck", "Tally", "configure_senders", "load_schema", "Credentials"]

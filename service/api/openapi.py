@@ -13,7 +13,7 @@ from service.api.security import SECURITY_SCHEME
 from service.errors import PROBLEM_CONTENT_TYPE, render_http_exception
 from service.money import currency_exponent
 from service.schemas.problems import Problem
-from service.schemas.records import SPEND_DAYS
+from service.schemas.records import ATTRIBUTE_NAME, SPEND_DAYS
 from service.schemas.rules import amount, trimmed_code
 
 API_SETTINGS: dict[str, Any] = {
@@ -81,9 +81,10 @@ def make_api(app: Flask) -> ServiceApi:
     return api
 
 
-def describe_deployment(api: ServiceApi, reporting_currency: str) -> None:
-    """What the record schemas cannot say alone: the one currency taken, its places, and
-    spend's choice of days. Call it once the blueprints are registered."""
+def describe_records(api: ServiceApi, reporting_currency: str) -> None:
+    """What marshmallow metadata cannot carry into the record schemas: the one currency
+    taken and its places, spend's choice of days, the attribute names' rule.
+    Call it once the blueprints are registered."""
     schemas = api.spec.components.schemas
     exponent = currency_exponent(reporting_currency) or 0
     for name, amounts in (("OrderIn", ("total", "refunded")), ("SpendIn", ("amount",))):
@@ -92,3 +93,4 @@ def describe_deployment(api: ServiceApi, reporting_currency: str) -> None:
         for field in amounts:
             properties[field].update(amount(exponent, nullable=field == "refunded"))
     schemas["SpendIn"].update(SPEND_DAYS)
+    schemas["CustomerIn"]["properties"]["attributes"]["propertyNames"] = ATTRIBUTE_NAME

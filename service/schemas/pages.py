@@ -6,13 +6,20 @@ from marshmallow import Schema, fields, validate
 
 from service.schemas.records import CustomerOut, OrderOut, SpendOut
 
+# Unpadded base64url, as `encode_cursor` writes it.
+CURSOR_PATTERN = r"^[A-Za-z0-9_-]*$"
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 
 
 class PageArgs(Schema):
     limit = fields.Integer(load_default=DEFAULT_LIMIT, validate=validate.Range(1, MAX_LIMIT))
-    cursor = fields.String(metadata={"description": "Opaque; from the previous page."})
+    cursor = fields.String(
+        metadata={
+            "description": "Opaque: the `next_cursor` of the previous page (422 for any other).",
+            "pattern": CURSOR_PATTERN,
+        }
+    )
 
 
 class CustomerListArgs(PageArgs):

@@ -45,6 +45,7 @@ def money(nullable: bool = False, **extra: Any) -> dict[str, object]:
 INSTANT_HELP = "RFC 3339 date-time with an offset, e.g. 2024-05-01T14:30:00+02:00."
 INSTANT = {"format": "date-time", "pattern": INSTANT_PATTERN}
 NO_NUL = {"type": "string", "pattern": r"^[^\x00]*$"}
+ATTRIBUTE_NAME = {**NO_NUL, "maxLength": MAX_ID_LENGTH}
 SOURCE_HELP = "Default `api`."
 CURRENCY_HELP = "ISO 4217, any case; must be the reporting currency."
 COUNTRY_HELP = "ISO 3166-1 alpha-2, any case; stored upper-case; empty means none."

@@ -42,7 +42,7 @@ COUNTRY_PATTERN = trimmed_code(sorted(c.alpha_2 for c in pycountry.countries), o
 
 
 def identifier(**extra: Any) -> dict[str, Any]:
-    """OpenAPI metadata of a client id: 1-255 characters, not blank; a JSON integer is its digits."""
+    """OpenAPI metadata of a client id: 1-255 characters, not blank; or a JSON integer."""
     return {
         "type": ["string", "integer"],
         "minLength": 1,
