@@ -14,21 +14,24 @@ import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
 import schemathesis
+from flask import Flask
 from schemathesis.core import NotSet
 
 from service import create_app
 from service.api.pagination import decode_cursor, encode_cursor
+from service.auth import create_key
 from service.config import Settings
 from service.db import Database
 from service.errors import ValidationFailed
 from service.ingestion.records import MAX_SPEND_DAYS
 from service.metrics.periods import period_days
 from service.metrics.query import MAX_PERIODS
+from tests.conftest import empty_tables
 from tests.webhook_payloads import (
     SHOP,
     SHOPIFY_SECRET,
@@ -62,8 +65,16 @@ def schema_config(max_examples: int) -> schemathesis.Config:
     return config
 
 
-def configure_senders(db: Database) -> None:
-    """The three webhook senders whose secrets sign the generated deliveries."""
+def prepare_database(db: Database) -> None:
+    """An empty database with a key that ingests and reads, and three webhook senders.
+
+    Run before every stateful scenario: a scenario replayed while Hypothesis shrinks
+    must find the same data, or its links draw different values.
+    """
+    empty_tables(db)
+    with db.transaction() as session:
+        _, key = create_key(session, "schemathesis", ["ingest", "read"], datetime.now(UTC))
+    Credentials.authorization = f"Bearer {key}"
     add_sender(db, "shopify", SHOP, SHOPIFY_SECRET)
     add_sender(db, "woocommerce", WOO_SITE, WOO_SECRET)
     add_sender(db, "standard", "schemathesis", STANDARD_SECRET)

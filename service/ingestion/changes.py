@@ -47,8 +47,8 @@ def _midnight(day: date, shift: timedelta) -> datetime:
     try:
         return datetime.combine(day + shift, time(), UTC)
     except OverflowError:
-        end = datetime.min if shift < timedelta(0) else datetime.max
-        return end.replace(tzinfo=UTC)
+        end = datetime.min.replace(tzinfo=UTC) if shift < timedelta(0) else None
+        return end or datetime.max.replace(tzinfo=UTC)
 
 
 # For changes made around the log (a bulk load, a restore): every period is stale.
