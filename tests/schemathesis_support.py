@@ -32,6 +32,7 @@ from service.ingestion.records import MAX_SPEND_DAYS
 from service.metrics.periods import period_days
 from service.metrics.query import MAX_PERIODS
 from tests.conftest import empty_tables
+from tests.factories import customer, order, spend
 from tests.webhook_payloads import (
     SHOP,
     SHOPIFY_SECRET,
@@ -45,6 +46,11 @@ from tests.webhook_support import add_sender
 
 SEED = 20261204
 ZONES = ("UTC", "Europe/Warsaw", "America/New_York", "Asia/Kolkata", "Australia/Lord_Howe")
+SEED_RECORDS = {
+    "/v1/customers": [customer(id=f"c-{n}", country="PL") for n in range(3)],
+    "/v1/orders": [order(id=f"o-{n}", customer_id=f"c-{n % 2}") for n in range(4)],
+    "/v1/acquisition-spend": [spend(id="s-1"), spend()],
+}
 # Every check schemathesis has, every phase but the probes (nothing to probe in-process).
 CONFIG_TOML = f"""
 seed = {SEED}
@@ -65,12 +71,14 @@ def schema_config(max_examples: int) -> schemathesis.Config:
     return config
 
 
-def prepare_database(db: Database) -> None:
-    """An empty database with a key that ingests and reads, and three webhook senders.
+def prepare(app: Flask) -> None:
+    """The app's database emptied, then a key that ingests and reads, the three webhook
+    senders, and a few records for lists to show and links to follow.
 
     Run before every stateful scenario: a scenario replayed while Hypothesis shrinks
     must find the same data, or its links draw different values.
     """
+    db: Database = app.extensions["customer_metrics.db"]
     empty_tables(db)
     with db.transaction() as session:
         _, key = create_key(session, "schemathesis", ["ingest", "read"], datetime.now(UTC))
@@ -78,6 +86,10 @@ def prepare_database(db: Database) -> None:
     add_sender(db, "shopify", SHOP, SHOPIFY_SECRET)
     add_sender(db, "woocommerce", WOO_SITE, WOO_SECRET)
     add_sender(db, "standard", "schemathesis", STANDARD_SECRET)
+    client, headers = app.test_client(), {"Authorization": Credentials.authorization}
+    for path, items in SEED_RECORDS.items():
+        response = client.post(path, json={"items": items}, headers=headers)
+        assert response.status_code == 200, response.get_data(as_text=True)
 
 
 class AppUnderTest:
@@ -250,12 +262,24 @@ def _body_bytes(case: Any) -> bytes:
 
 @dataclass
 class Tally:
-    """Cases sent and distinct failures, per operation."""
+    """Requests sent and the statuses answered, per operation (probes of checks included)."""
 
-    cases: Counter[str] = field(default_factory=Counter)
     statuses: dict[str, Counter[int]] = field(default_factory=dict)
 
     def record(self, case: Any, status: int) -> None:
-        label = case.operation.label
-        self.cases[label] += 1
-        self.statuses.setdefault(label, Counter())[status] += 1
+        self.statuses.setdefault(case.operation.label, Counter())[status] += 1
+
+    def lines(self) -> list[str]:
+        return [
+            f"{label:55} {sum(counts.values()):6}  "
+            + " ".join(f"{status}:{n}" for status, n in sorted(counts.items()))
+            for label, counts in sorted(self.statuses.items())
+        ]
+
+
+TALLY = Tally()
+
+
+@schemathesis.hook
+def after_call(context: Any, case: Any, response: Any) -> None:
+    TALLY.record(case, response.status_code)

@@ -10,6 +10,7 @@ from service.cli.db import db
 from service.cli.imports import import_command
 from service.cli.keys import keys
 from service.cli.metrics import metrics
+from service.cli.openapi import openapi
 from service.cli.serve import serve
 from service.cli.webhooks import webhooks
 
@@ -31,7 +32,7 @@ def cli() -> None:
     """
 
 
-for command in (db, keys, import_command, metrics, serve, webhooks):
+for command in (db, keys, import_command, metrics, openapi, serve, webhooks):
     cli.add_command(command)
 
 
