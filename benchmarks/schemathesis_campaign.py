@@ -52,8 +52,6 @@ def main() -> int:
     os.environ["SCHEMATHESIS_EXAMPLES"] = str(args.examples)
     os.environ["SCHEMATHESIS_SCENARIOS"] = str(args.scenarios)
     sys.path.insert(0, str(ROOT))
-    from tests.schemathesis_support import TALLY
-
     outcomes = Outcomes()
     started = time.monotonic()
     pytest.main(
@@ -70,6 +68,9 @@ def main() -> int:
         plugins=[outcomes],
     )
     elapsed = time.monotonic() - started
+    # Imported by the run (importing it first would keep pytest from rewriting its asserts).
+    from tests.schemathesis_support import TALLY
+
     print(
         f"\nschemathesis campaign on {args.backend}: {args.examples} examples per operation, "
         f"{args.scenarios} stateful scenarios, {elapsed:.0f} s"
