@@ -10,6 +10,7 @@ signature check and reach the code behind it.
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 import time
 from collections import Counter
@@ -62,6 +63,16 @@ deterministic = true
 
 [checks]
 enabled = true
+
+# 413: the body is over MAX_BODY_BYTES, which the document's 413 answer states and no
+# schema can (a valid batch of 1000 long records may be too large; so may an invalid one).
+[checks.positive_data_acceptance]
+expected-statuses = ["2xx", "3xx", "401", "403", "404", "409", "413", "429", "5xx"]
+
+[checks.negative_data_rejection]
+expected-statuses = [
+    "400", "401", "403", "404", "405", "406", "409", "413", "415", "422", "428", "429", "5xx"
+]
 """
 
 
@@ -278,6 +289,19 @@ class Tally:
 
 
 TALLY = Tally()
+
+
+def _has_nul(values: Any) -> bool:
+    return isinstance(values, dict) and any("\x00" in str(v) for v in values.values())
+
+
+@schemathesis.hook
+def filter_failure(context: Any, failure: Any, case: Any, response: Any) -> bool:
+    """Keep every failure, unless the campaign asks to skip ones being fixed elsewhere."""
+    if os.environ.get("SCHEMATHESIS_SKIP_KNOWN") != "1" or response.status_code != 500:
+        return True
+    # known: task 4 - a NUL character in a path or query parameter is a 500 on PostgreSQL
+    return not (_has_nul(case.query) or _has_nul(case.path_parameters))
 
 
 @schemathesis.hook
