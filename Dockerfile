@@ -7,8 +7,9 @@ WORKDIR /app
 COPY pyproject.toml README.md alembic.ini ./
 COPY service ./service
 COPY migrations ./migrations
-# Editable, so the service finds migrations/ beside its package.
-RUN pip install -e . && useradd --system --uid 10001 app
+# A normal install: the wheel carries the migrations (as service/migrations) and the
+# /docs assets, so the sources are not needed at run time and are removed.
+RUN pip install . && rm -rf /app/* && useradd --system --uid 10001 app
 USER app
 
 EXPOSE 8000

@@ -1215,6 +1215,8 @@ def main(argv: list[str] | None = None) -> int:
         p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p
     )
     base_env.update(DATABASE_URL=target.sqlalchemy_url, REPORTING_CURRENCY="USD")
+    # Webhook secrets are stored encrypted with it (a Fernet key: 32 random bytes).
+    base_env.setdefault("SECRETS_KEY", base64.urlsafe_b64encode(os.urandom(32)).decode())
     workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="cm-webhooks-"))
     workdir.mkdir(parents=True, exist_ok=True)
     secret = secrets.token_urlsafe(32)

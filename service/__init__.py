@@ -12,17 +12,21 @@ def create_app(settings: Settings | None = None) -> Flask:
     """The WSGI app: settings → database → errors → logging → API blueprints."""
     from service.api import customers, health, metrics, orders, spend, webhooks
     from service.api.openapi import describe_records, make_api
+    from service.api.parameters import install_parameter_check
     from service.errors import register_error_handlers
     from service.logs import install_request_ids
     from service.metrics import ReportCache
+    from service.request import ServiceRequest
     from service.webhooks.mapper import BackgroundMapper
     from service.webhooks.sender_cache import SenderCache
+    from service.webhooks.stored_secrets import refuse_unreadable_secrets
 
     app = create_command_app(settings)
     settings = app.extensions["customer_metrics.settings"]
     database = app.extensions["customer_metrics.db"]
     app.json = ExactJSONProvider(app)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.request_class = ServiceRequest
     # Started by the first stored delivery, or by gunicorn's post_worker_init hook.
     mapper = (
         BackgroundMapper(database, app.extensions["customer_metrics.parser"])
@@ -30,10 +34,13 @@ def create_app(settings: Settings | None = None) -> Flask:
         else None
     )
     app.extensions["customer_metrics.mapper"] = mapper
-    app.extensions["customer_metrics.senders"] = SenderCache()
+    box = app.extensions["customer_metrics.secret_box"]
+    refuse_unreadable_secrets(database, box)
+    app.extensions["customer_metrics.senders"] = SenderCache(box)
     app.extensions["customer_metrics.reports"] = ReportCache(database)
 
     install_request_ids(app)
+    install_parameter_check(app)  # after the request id, which its 422 answers carry
     api = make_api(app)
     for module in (health, customers, orders, spend, metrics, webhooks):
         api.register_blueprint(module.blp)
@@ -51,11 +58,13 @@ def create_command_app(settings: Settings | None = None) -> Flask:
     from service.db import Database
     from service.ingestion.records import RecordParser
     from service.logs import configure_logging
+    from service.secret_box import SecretBox
 
     settings = settings or Settings.from_env()
     app = Flask(__name__)
     app.extensions["customer_metrics.settings"] = settings
     app.extensions["customer_metrics.db"] = Database(settings.database_url)
     app.extensions["customer_metrics.parser"] = RecordParser(settings.reporting_currency)
+    app.extensions["customer_metrics.secret_box"] = SecretBox.from_setting(settings.secrets_key)
     configure_logging(settings.log_level)
     return app

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from flask import request
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from service.errors import Forbidden, Unauthenticated
@@ -38,9 +38,17 @@ def normalise_scopes(scopes: Iterable[str]) -> str:
 
 
 def create_key(
-    session: Session, name: str, scopes: Iterable[str], now: datetime, key: str | None = None
+    session: Session,
+    name: str,
+    scopes: Iterable[str],
+    now: datetime,
+    key: str | None = None,
+    rate_limit: int | None = None,
 ) -> tuple[ApiKey, str]:
-    """Store a new key (or the given one) and return it; the plain key is never stored."""
+    """Store a new key (or the given one) and return it; the plain key is never stored.
+
+    `rate_limit`: requests a minute, 0 for none, None for the default (service/rate_limits.py).
+    """
     key = key or generate_key()
     record = ApiKey(
         name=name,
@@ -48,6 +56,7 @@ def create_key(
         key_hash=hash_key(key),
         scopes=normalise_scopes(scopes),
         created_at=now,
+        rate_limit=rate_limit,
     )
     session.add(record)
     session.flush()
@@ -64,14 +73,24 @@ def ensure_key(session: Session, key: str, name: str, now: datetime) -> bool:
 
 def revoke_key(session: Session, prefix_or_pk: str, now: datetime) -> int:
     """Revoke keys by listed prefix or numeric id; returns how many were revoked."""
-    query = select(ApiKey).where(ApiKey.revoked_at.is_(None))
-    if prefix_or_pk.isdigit():
-        query = query.where(ApiKey.pk == int(prefix_or_pk))
-    else:
-        query = query.where(ApiKey.prefix == prefix_or_pk)
-    keys = list(session.scalars(query))
+    keys = list(session.scalars(_active_keys(prefix_or_pk)))
     for key in keys:
         key.revoked_at = now
+    return len(keys)
+
+
+def _active_keys(prefix_or_pk: str) -> Select[ApiKey]:
+    query = select(ApiKey).where(ApiKey.revoked_at.is_(None))
+    if prefix_or_pk.isascii() and prefix_or_pk.isdigit():  # isdigit() takes every script
+        return query.where(ApiKey.pk == int(prefix_or_pk))
+    return query.where(ApiKey.prefix == prefix_or_pk)
+
+
+def set_rate_limit(session: Session, prefix_or_pk: str, rate_limit: int | None) -> int:
+    """Set the rate limit of active keys by listed prefix or numeric id; how many were set."""
+    keys = list(session.scalars(_active_keys(prefix_or_pk)))
+    for key in keys:
+        key.rate_limit = rate_limit
     return len(keys)
 
 

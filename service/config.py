@@ -8,9 +8,12 @@ from pathlib import Path
 from typing import Any
 
 from service.money import currency_exponent
+from service.text import parse_whole_number
 
 DEFAULT_SQLITE_PATH = Path("customer-metrics.sqlite3")
 WEBHOOK_MAPPERS = ("thread", "process", "off")
+# Longer than any sender's retries (service/retention.py), with a margin.
+MIN_RETENTION_DAYS = 7
 
 
 class ConfigError(ValueError):
@@ -22,9 +25,25 @@ def _int_env(env: dict[str, str], name: str, default: int) -> int:
     if raw is None or raw == "":
         return default
     try:
-        return int(raw)
+        return parse_whole_number(raw)
     except ValueError as exc:
         raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+def _rate_limit_env(env: dict[str, str]) -> int | None:
+    from service.rate_limits import MAX_RATE_LIMIT
+
+    limit = _int_env(env, "DEFAULT_RATE_LIMIT", 0)
+    if not 0 <= limit <= MAX_RATE_LIMIT:
+        raise ConfigError(f"DEFAULT_RATE_LIMIT must be 0 to {MAX_RATE_LIMIT} requests a minute")
+    return limit or None
+
+
+def _positive_int_env(env: dict[str, str], name: str, default: int) -> int:
+    value = _int_env(env, name, default)
+    if value < 1:
+        raise ConfigError(f"{name} must be at least 1, got {value}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -34,6 +53,10 @@ class Settings:
     database_url: str = f"sqlite:///{DEFAULT_SQLITE_PATH}"
     reporting_currency: str = "USD"
     max_body_bytes: int = 5 * 1024 * 1024
+    # Seconds a client has to send a whole request (headers and body) once it has
+    # begun; then 408 and the connection closes, so slow clients cannot hold the
+    # server's threads (service/server/).
+    request_read_timeout: int = 10
     log_level: str = "INFO"
     bootstrap_api_key: str | None = None
     # Who maps stored webhook deliveries into records. "thread": a background thread
@@ -41,6 +64,14 @@ class Settings:
     # workers (the default under service/gunicorn_conf.py); "off": only a
     # `customer-metrics webhooks map --follow` you run yourself.
     webhook_mapper: str = "thread"
+    # SECRETS_KEY: comma-separated Fernet keys for the webhook secrets at rest; the
+    # first encrypts, all decrypt (service/secret_box.py).
+    secrets_key: str | None = field(default=None, repr=False)
+    # Settled webhook deliveries and change-log entries older than this many days are
+    # pruned (service/retention.py); 0 keeps them forever.
+    retention_days: int = 30
+    # Requests a minute for API keys without a limit of their own; None: no limit.
+    default_rate_limit: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -53,11 +84,23 @@ class Settings:
         mapper = env.get("WEBHOOK_MAPPER", cls.webhook_mapper).strip().lower()
         if mapper not in WEBHOOK_MAPPERS:
             raise ConfigError(f"WEBHOOK_MAPPER must be one of {', '.join(WEBHOOK_MAPPERS)}")
+        retention_days = _int_env(env, "RETENTION_DAYS", cls.retention_days)
+        if retention_days and retention_days < MIN_RETENTION_DAYS:
+            raise ConfigError(
+                f"RETENTION_DAYS must be 0 (keep forever) or at least {MIN_RETENTION_DAYS}: "
+                "senders retry deliveries for up to 2 days, and a retry must find its copy"
+            )
         return cls(
             database_url=env.get("DATABASE_URL") or cls.database_url,
             reporting_currency=currency,
             max_body_bytes=_int_env(env, "MAX_BODY_BYTES", cls.max_body_bytes),
+            request_read_timeout=_positive_int_env(
+                env, "REQUEST_READ_TIMEOUT", cls.request_read_timeout
+            ),
             log_level=env.get("LOG_LEVEL", "INFO").upper(),
             bootstrap_api_key=env.get("BOOTSTRAP_API_KEY") or None,
             webhook_mapper=mapper,
+            secrets_key=env.get("SECRETS_KEY") or None,
+            retention_days=retention_days,
+            default_rate_limit=_rate_limit_env(env),
         )

@@ -30,6 +30,9 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
+# How long a new PostgreSQL connection may take before the request is answered 503.
+CONNECT_TIMEOUT_SECONDS = 5
+
 # SQLite only auto-increments a column declared exactly INTEGER PRIMARY KEY.
 BigIntPK = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -89,8 +92,15 @@ def make_engine(url: str) -> Engine:
         return engine
     # No pre-ping: it would cost a round trip per request. A connection lost to a
     # server restart fails one request with a 503 (service/errors.py), and SQLAlchemy
-    # then replaces every pooled connection made before the loss.
-    return create_engine(url, pool_size=5, max_overflow=5)
+    # then replaces every pooled connection made before the loss. A server that takes
+    # the connection but never answers (hung, or a dropped route) fails it too, after
+    # CONNECT_TIMEOUT_SECONDS, instead of holding the request thread forever.
+    return create_engine(
+        url,
+        pool_size=5,
+        max_overflow=5,
+        connect_args={"connect_timeout": CONNECT_TIMEOUT_SECONDS},
+    )
 
 
 def _begin_sqlite(connection: Any) -> None:

@@ -7,14 +7,20 @@ from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
 
+import psycopg
 from flask import Flask, Response, g, json
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
+
+from service.transient import error_line, is_conflict, is_unavailable
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 PROBLEM_TYPE_BASE = "urn:customer-metrics:problem:"
 
 log = logging.getLogger(__name__)
+# What a 503 for a passing database condition tells the client to wait.
+RETRY_AFTER_SECONDS = 1
 
 
 class Problem(Exception):
@@ -55,6 +61,10 @@ class UnsupportedMediaType(Problem):
     status, code = 415, "unsupported-media-type"
 
 
+class Conflict(Problem):
+    status, code = 409, "conflict"
+
+
 class ValidationFailed(Problem):
     status, code = 422, "validation-failed"
 
@@ -68,6 +78,7 @@ _HTTP_CODES = {
     400: "malformed-body",
     404: "not-found",
     405: "method-not-allowed",
+    408: "request-timeout",
     413: "body-too-large",
     415: "unsupported-media-type",
     422: "validation-failed",
@@ -82,6 +93,20 @@ def problem_response(
     headers: Mapping[str, str] | None = None,
 ) -> Response:
     """Render a problem+json response; every error the service returns goes through here."""
+    body = problem_document(status, code, detail, errors, g.get("request_id"))
+    response = Response(json.dumps(body), status=status, mimetype=PROBLEM_CONTENT_TYPE)
+    response.headers.update(headers or {})
+    return response
+
+
+def problem_document(
+    status: int,
+    code: str,
+    detail: str,
+    errors: Sequence[Mapping[str, Any]] = (),
+    request_id: str | None = None,
+) -> dict[str, Any]:
+    """The problem+json body; also written by the HTTP server, outside any request."""
     body: dict[str, Any] = {
         "type": PROBLEM_TYPE_BASE + code,
         "title": HTTPStatus(status).phrase,
@@ -90,12 +115,9 @@ def problem_response(
     }
     if errors:
         body["errors"] = list(errors)
-    request_id = g.get("request_id")
     if request_id:
         body["request_id"] = request_id
-    response = Response(json.dumps(body), status=status, mimetype=PROBLEM_CONTENT_TYPE)
-    response.headers.update(headers or {})
-    return response
+    return body
 
 
 def render_problem(error: Problem) -> Response:
@@ -124,22 +146,34 @@ def render_unexpected(error: Exception) -> Response:
     )
 
 
-def render_database_error(error: DBAPIError) -> Response:
-    """A lost database connection (the server restarted, say) is a 503 to retry.
+def render_database_error(error: Exception) -> Response:
+    """A database that is down, starting or restarting, or a lost conflict, is a 503 to retry.
 
-    SQLAlchemy has by then dropped every pooled connection made before the loss,
-    so the retry gets a fresh one. (Checking each connection before use would
-    cost a round trip on every request.) Any other database error is a bug.
+    Logged as one line: it is the world's doing, not a bug. SQLAlchemy has by then
+    dropped every pooled connection made before a loss, so the retry gets a fresh
+    one. (Checking each connection before use would cost a round trip on every
+    request.) Any other database error is a bug.
     """
-    if not error.connection_invalidated:
+    reason = error_line(error)
+    if is_conflict(error):
+        log.warning("a transaction kept losing to concurrent ones: %s", reason)
+        return _retry_later(
+            "concurrent-conflict",
+            "The request kept conflicting with concurrent writes; nothing was stored. "
+            "Retry the request.",
+        )
+    if not is_unavailable(error):
         return render_unexpected(error)
-    log.warning("the database connection was lost; the pool reconnects", exc_info=error)
-    return problem_response(
-        503,
+    log.warning("the database is unavailable: %s", reason)
+    return _retry_later(
         "database-unavailable",
-        "The connection to the database was lost; nothing was stored. Retry the request.",
-        headers={"Retry-After": "1"},
+        "The database is unavailable (restarting or unreachable); nothing was stored. "
+        "Retry the request.",
     )
+
+
+def _retry_later(code: str, detail: str) -> Response:
+    return problem_response(503, code, detail, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
 
 
 def _http_detail(error: HTTPException) -> str:
@@ -173,4 +207,7 @@ def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(Problem, render_problem)
     app.register_error_handler(HTTPException, render_http_exception)
     app.register_error_handler(DBAPIError, render_database_error)
+    # Raised as they are by the driver (COPY), or by the pool when it is exhausted.
+    app.register_error_handler(psycopg.Error, render_database_error)
+    app.register_error_handler(PoolTimeout, render_database_error)
     app.register_error_handler(Exception, render_unexpected)

@@ -11,6 +11,7 @@ if TYPE_CHECKING:  # only the HTTP app has the last three, and the commands need
     from service.db import Database
     from service.ingestion.records import RecordParser
     from service.metrics import ReportCache
+    from service.secret_box import SecretBox
     from service.webhooks.mapper import BackgroundMapper
     from service.webhooks.sender_cache import SenderCache
 
@@ -44,3 +45,9 @@ def delivery_mapper() -> BackgroundMapper | None:
 def sender_cache() -> SenderCache:
     cache: SenderCache = current_app.extensions["customer_metrics.senders"]
     return cache
+
+
+def secret_box() -> SecretBox | None:
+    """What encrypts webhook secrets at rest; None when SECRETS_KEY is not set."""
+    box: SecretBox | None = current_app.extensions["customer_metrics.secret_box"]
+    return box

@@ -11,7 +11,8 @@ bind = os.environ.get("BIND", "127.0.0.1:8000")
 # Requests are short and CPU-bound (parsing, validation); threads cover the waits on
 # the database and keep HTTP keep-alive connections from pinning a worker.
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count()))
-worker_class = "gthread"
+# gthread, with time-limited reads, honest keep-alive and problem+json errors.
+worker_class = "service.server.worker.ServiceWorker"
 threads = int(os.environ.get("WEB_THREADS", "4"))
 timeout = int(os.environ.get("WEB_TIMEOUT", "30"))
 keepalive = 5

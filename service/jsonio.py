@@ -13,9 +13,16 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _integer(text: str) -> int | Decimal:
+    # -0 is kept as Decimal("-0"), not read as 0, so that an amount can refuse it.
+    return Decimal(text) if text == "-0" else int(text)
+
+
 def loads_exact(data: str | bytes) -> Any:
     """Parse JSON with every non-integer number as an exact Decimal; NaN/Infinity refused."""
-    return json.loads(data, parse_float=Decimal, parse_constant=_refuse_constant)
+    return json.loads(
+        data, parse_float=Decimal, parse_int=_integer, parse_constant=_refuse_constant
+    )
 
 
 class ExactJSONProvider(DefaultJSONProvider):

@@ -15,7 +15,13 @@ from sqlalchemy import Engine
 if TYPE_CHECKING:
     from alembic.config import Config
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+
+@cache
+def migrations_dir() -> Path:
+    """Where the Alembic scripts are: inside the package when installed from a wheel
+    (pyproject.toml maps them there), else at the top of the repository, beside alembic.ini."""
+    packaged = Path(__file__).resolve().parent / "migrations"
+    return packaged if packaged.is_dir() else packaged.parent.parent / "migrations"
 
 
 def alembic_config(engine: Engine) -> Config:
@@ -23,7 +29,7 @@ def alembic_config(engine: Engine) -> Config:
     from alembic.config import Config
 
     config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("script_location", str(migrations_dir()))
     config.attributes["engine"] = engine
     return config
 
@@ -47,7 +53,7 @@ def head_revisions() -> frozenset[str]:
     """The revisions the code expects the database to be at."""
     from alembic.script import ScriptDirectory
 
-    return frozenset(ScriptDirectory(str(MIGRATIONS_DIR)).get_heads())
+    return frozenset(ScriptDirectory(str(migrations_dir())).get_heads())
 
 
 def is_at_head(engine: Engine) -> bool:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from decimal import MAX_PREC, ROUND_HALF_EVEN, Context, Decimal, InvalidOperation
+from decimal import MAX_PREC, ROUND_HALF_EVEN, Context, Decimal
 from functools import cache
 
 import iso4217
@@ -13,8 +13,13 @@ import iso4217
 MAX_INTEGER_DIGITS = 15
 TWO_PLACES = Decimal("0.01")
 _EXACT = Context(prec=MAX_PREC)
-# Digits, optionally a point and more digits: no sign, exponent or spaces.
-_PLAIN_AMOUNT = re.compile(rf"(\d{{1,{MAX_INTEGER_DIGITS}}})(?:\.(\d+))?")
+# How an amount is written as text, in a REST body, a CSV file or a webhook alike:
+# ASCII digits, optionally a point and more digits, optionally an exponent; a minus
+# only to be refused by name. Decimal() alone would also take spaces, "+", ".5",
+# "_" between digits and other scripts' digits (Arabic-Indic, full-width, ...).
+DECIMAL_TEXT = re.compile(r"-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
+# The common case, converted with integer arithmetic: DECIMAL_TEXT without a sign.
+_PLAIN_AMOUNT = re.compile(rf"([0-9]{{1,{MAX_INTEGER_DIGITS}}})(?:\.([0-9]+))?")
 
 
 class AmountError(ValueError):
@@ -35,7 +40,7 @@ def currency_exponent(code: str) -> int | None:
 
 
 def to_decimal(value: object) -> Decimal:
-    """Read a decimal string, integer or exact JSON number; never goes through a float."""
+    """Read a DECIMAL_TEXT string, integer or exact JSON number; never goes through a float."""
     if isinstance(value, (bool, float)):
         # A float already lost exactness before we saw it.
         raise AmountError("must be a decimal string or an exact JSON number")
@@ -44,11 +49,12 @@ def to_decimal(value: object) -> Decimal:
     elif isinstance(value, int):
         amount = Decimal(value)
     elif isinstance(value, str):
-        text = value.strip()
-        try:
-            amount = Decimal(text)
-        except InvalidOperation:
-            raise AmountError(f"{value!r} is not a decimal number") from None
+        if not DECIMAL_TEXT.fullmatch(value):
+            raise AmountError(
+                f"{value!r} is not a decimal number written with the digits 0-9, e.g. 49.90 "
+                "(no spaces, '+', '_' or other scripts' digits)"
+            )
+        amount = Decimal(value)
     else:
         raise AmountError("must be a decimal string or a number")
     if not amount.is_finite():
@@ -85,8 +91,8 @@ def parse_minor_units(value: object, exponent: int, currency: str) -> int:
                 scaled_fraction = int(fraction.ljust(exponent, "0")) if exponent else 0
                 return int(whole) * 10**exponent + scaled_fraction
     amount = to_decimal(value)
-    if amount < 0:
-        raise AmountError("must not be negative")
+    if amount.is_signed():  # -0 too: a sign on an amount that cannot be negative is a mistake
+        raise AmountError("must not be negative" if amount else "must not be -0; write 0")
     return to_minor_units(amount, exponent, currency)
 
 

@@ -33,10 +33,13 @@ POSTGRES_URL = os.environ.get(
     "TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 BACKENDS = ("sqlite", "postgresql")
+# SECRETS_KEY of the test settings (a Fernet key made for the tests).
+TEST_SECRETS_KEY = "cnqmhWvYa1lHxzqF1spHni1r2_TtJe3C99v10RaQD5o="
 TABLES_CHILD_FIRST = (
     "orders",
     "customers",
     "acquisition_spend",
+    "api_key_rates",
     "api_keys",
     "data_changes",
     "metric_reports",
@@ -157,6 +160,7 @@ def settings(database_url: str) -> Settings:
         reporting_currency="USD",
         max_body_bytes=256_000,
         webhook_mapper="off",
+        secrets_key=TEST_SECRETS_KEY,
     )
 
 

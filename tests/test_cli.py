@@ -129,7 +129,7 @@ def test_keys_list_shows_each_key_by_prefix_and_never_the_key(app, db):
 
     assert result.exit_code == 0, result.output
     header, *lines = result.stdout.splitlines()
-    assert header.split() == ["id", "prefix", "scopes", "created", "revoked", "name"]
+    assert header.split() == ["id", "prefix", "scopes", "rate-limit", "created", "revoked", "name"]
     assert len(lines) == 2
     assert lines[0].split()[:3] == ["1", shop[:10] + "…", "ingest"]
     assert lines[0].endswith(" shop")
@@ -211,7 +211,8 @@ def test_db_upgrade_run_as_a_command_prints_one_line_and_no_logs(tmp_path):
     done = subprocess.run(
         [str(command), "db", "upgrade"], env=env, capture_output=True, text=True, timeout=120
     )
-    assert (done.returncode, done.stdout, done.stderr) == (0, "database at head\n", "")
+    said = f"database: sqlite:///{tmp_path / 'fresh.db'}\n"  # which database, and no logs
+    assert (done.returncode, done.stdout, done.stderr) == (0, "database at head\n", said)
 
 
 def test_a_command_on_a_database_behind_the_code_says_to_upgrade_it(tmp_path):

@@ -43,6 +43,23 @@ def test_an_unknown_time_zone_is_refused_naming_tz(api, path, tz):
 
 @pytest.mark.parametrize("path", [METRICS, SUMMARY])
 @pytest.mark.parametrize(
+    "tz",
+    # Files of the host's zoneinfo directory that ZoneInfo() loads but no IANA zone is:
+    # localtime is the machine's own zone, so the answer would depend on the machine.
+    ["localtime", "posixrules", "Factory", "right/UTC", "posix/UTC", "posix/Europe/Warsaw"],
+)
+def test_a_zone_file_that_is_not_an_iana_zone_name_is_refused_naming_tz(api, path, tz):
+    assert refused(api.get(path, tz=tz, **MARCH)) == {"tz"}
+
+
+@pytest.mark.parametrize("path", [METRICS, SUMMARY])
+@pytest.mark.parametrize("tz", ["UTC", "Europe/Warsaw", "US/Eastern", "Etc/GMT-14", "GMT"])
+def test_iana_zone_names_and_their_links_are_accepted_and_echoed(api, path, tz):
+    assert metrics(api, path, tz=tz, **MARCH)["tz"] == tz
+
+
+@pytest.mark.parametrize("path", [METRICS, SUMMARY])
+@pytest.mark.parametrize(
     "value", ["2024-02-30", "2024-13-01", "2024-1-5", "20240301", "2024-03-01T00:00:00Z", "soon"]
 )
 @pytest.mark.parametrize("name", ["start", "end"])

@@ -21,6 +21,7 @@ MODEL_TABLES = {
     "orders",
     "acquisition_spend",
     "api_keys",
+    "api_key_rates",
     "data_version",
     "data_changes",
     "metric_reports",

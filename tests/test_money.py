@@ -22,8 +22,8 @@ def through_decimal(value: object, exponent: int) -> int | str:
     """The reference: every amount through Decimal, errors as their message."""
     try:
         amount = to_decimal(value)
-        if amount < 0:
-            raise AmountError("must not be negative")
+        if amount.is_signed():
+            raise AmountError("must not be negative" if amount else "must not be -0; write 0")
         return to_minor_units(amount, exponent, "XXX")
     except AmountError as error:
         return str(error)
@@ -35,6 +35,9 @@ def parsed(value: object, exponent: int) -> int | str:
     except AmountError as error:
         return str(error)
 
+
+# Digits of other scripts that Decimal() reads: Arabic-Indic 49.90, full-width 10.
+OTHER_DIGITS = ["\u0664\u0669.\u0669\u0660", "\uff11\uff10"]
 
 amount_texts = st.one_of(
     st.from_regex(r"\A[+-]?\d{0,18}(\.\d{0,5})?\Z", fullmatch=True),
@@ -57,7 +60,7 @@ def test_the_fast_path_agrees_with_decimal_on_any_text(text: str, exponent: int)
         ("0.01", 2, 1),
         ("10.000", 2, 1000),  # trailing zeros are exact, so accepted
         ("1E+2", 2, 10000),
-        (" 3.1 ", 2, 310),
+        (Decimal("1E+2"), 2, 10000),  # the JSON number 1e2
         ("1500", 0, 1500),
         ("1.234", 3, 1234),
         (5, 2, 500),
@@ -92,3 +95,30 @@ def test_computed_amounts_round_half_even_to_two_places():
         "2.50",
         "-0.12",
     ]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        " 3.1 ",
+        "3.1 ",
+        "\t3",
+        "+3",
+        "1E+2 ",
+        "1e\uff12",
+        ".5",
+        "5.",
+        "1_000.00",
+        "3\u00a0",
+        *OTHER_DIGITS,
+    ],
+)
+def test_amount_text_is_ascii_digits_and_a_point_and_nothing_else(text):
+    with pytest.raises(AmountError, match="digits 0-9"):
+        parse_minor_units(text, 2, "XXX")
+
+
+@pytest.mark.parametrize("value", ["-0", "-0.00", Decimal("-0"), Decimal("-0.0")])
+def test_minus_zero_is_refused_rather_than_stored_as_zero(value):
+    with pytest.raises(AmountError, match="-0"):
+        parse_minor_units(value, 2, "XXX")

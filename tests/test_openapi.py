@@ -8,10 +8,6 @@ from __future__ import annotations
 
 import http
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -123,22 +119,6 @@ def test_documented_required_fields_are_the_ones_the_parser_requires(schema, par
     # Spend needs `date` or a start/end pair: a choice the schema states in prose.
     missing.discard("date")
     assert {name for name, field in schema().fields.items() if field.required} == missing
-
-
-def test_the_openapi_write_command_writes_the_served_document(tmp_path, served_document):
-    # It had been lost when commands stopped building the HTTP API (create_command_app).
-    # Run for real: in-process, the test app's own flask-smorest commands would answer.
-    command = Path(sys.executable).parent / "customer-metrics"
-    written = tmp_path / "openapi.yaml"
-    done = subprocess.run(
-        [str(command), "openapi", "write", "--format=yaml", str(written)],
-        env={**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
-    assert _canonical(json.dumps(yaml.safe_load(written.read_text()))) == served_document
 
 
 def test_the_interactive_docs_page_is_served(tmp_path):

@@ -46,3 +46,15 @@ def test_a_key_another_batch_wrote_newer_first_is_stale():
 def test_a_fresh_insert_confirms_the_plan():
     plan = plan_batch(["a", "a"], [(("v1",), None), (("v2",), None)], {})
     assert settle(plan, {"a": True}, nothing_stored_now) == BatchOutcome(created=1, updated=1)
+
+
+def test_a_key_sent_only_to_be_locked_counts_as_what_the_database_did_with_it():
+    """Judged stale against what we read (T2 stored), sent along to be locked; the
+    database wrote it after all (the stored row changed meanwhile) or left it."""
+    stored = {"a": (("newer",), T2), "b": (("newer",), T2), "c": (("same",), None)}
+    plan = plan_batch(["a", "b", "c"], [(("old",), T1), (("old",), T1), (("same",), None)], stored)
+    assert plan.verdicts == [Verdict.STALE_IGNORED, Verdict.STALE_IGNORED, Verdict.UNCHANGED]
+    plan.to_write = {"a": 0, "b": 1, "c": 2}  # what the first of several rounds sends
+
+    outcome = settle(plan, {"a": False}, lambda keys: {k: stored[k] for k in keys})
+    assert outcome == BatchOutcome(updated=1, unchanged=1, stale_ignored=1)

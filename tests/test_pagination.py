@@ -194,3 +194,11 @@ def test_spend_without_ids_is_walked_by_cursor_in_pages_of_the_limit(api):
     assert sizes == [3, 3, 1]
     assert [s["amount"] for s in items] == [f"{n}.00" for n in range(1, 8)]
     assert all(s["id"] is None for s in items)
+
+
+@pytest.mark.parametrize("path", ["/v1/customers", "/v1/orders", "/v1/acquisition-spend"])
+def test_a_cursor_of_deeply_nested_json_is_a_422_naming_cursor(api, path):
+    response = api.get(path, cursor=_b64("[" * 10_000 + "]" * 10_000))
+    assert response.status_code == 422
+    assert response.content_type == "application/problem+json"
+    assert [(e["field"], e["in"]) for e in response.json["errors"]] == [("cursor", "query")]

@@ -93,7 +93,6 @@ def test_the_refusal_of_a_time_without_offset_shows_an_example():
         ("0", 0),
         ("0.00", 0),
         ("5.5", 550),
-        (" 7.25 ", 725),
         ("10.000", 1000),
         (20, 2000),
         (0, 0),
@@ -130,6 +129,10 @@ def test_usd_amounts_are_exact_minor_units(amount, minor):
         "",
         "1,00",
         "$5",
+        " 7.25 ",  # amount text is exactly digits (service/money.py DECIMAL_TEXT)
+        "1_000",
+        "+5",
+        "-0",
         [1],
         {"value": "1"},
     ],

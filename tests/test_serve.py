@@ -15,6 +15,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from tests.conftest import TEST_SECRETS_KEY
 from tests.webhook_payloads import SHOP, SHOPIFY_SECRET, body_of, shopify_headers, shopify_order
 from tests.webhook_support import add_sender
 
@@ -159,7 +160,7 @@ def test_serve_maps_webhook_deliveries_in_a_mapper_process_it_stops_on_exit(
 ):
     key = "cm_bootstrap-key-for-tests-0123456789"
     add_sender(db, "shopify", SHOP, SHOPIFY_SECRET)
-    env = {"DATABASE_URL": database_url, "BOOTSTRAP_API_KEY": key}
+    env = {"DATABASE_URL": database_url, "BOOTSTRAP_API_KEY": key, "SECRETS_KEY": TEST_SECRETS_KEY}
     env.pop("WEBHOOK_MAPPER", None)
     base, process = _serve(tmp_path, env)
     try:
@@ -182,3 +183,20 @@ def test_serve_maps_webhook_deliveries_in_a_mapper_process_it_stops_on_exit(
     while any(Path(f"/proc/{pid}").exists() for pid in mappers):
         assert time.monotonic() < deadline, "the mapper process outlived serve"
         time.sleep(0.1)
+
+
+def test_serve_refuses_in_one_line_to_start_without_the_key_of_stored_secrets(
+    tmp_path, db, database_url
+):
+    add_sender(db, "shopify", SHOP, SHOPIFY_SECRET)
+    env = {k: v for k, v in os.environ.items() if k != "SECRETS_KEY"}
+    _, process = _serve(tmp_path, {**env, "DATABASE_URL": database_url})
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 1
+    # The refusal is the last line, after the one saying which database serve uses.
+    assert stderr.strip().splitlines()[-1] == (
+        "customer-metrics: 1 webhook secret(s) are stored but SECRETS_KEY is not set: set it "
+        "to the key they were encrypted with (for secrets stored before encryption, a new "
+        "key: make one with `customer-metrics secrets-key`)"
+    )
+    assert "Traceback" not in stderr

@@ -12,14 +12,15 @@ import pytest
 from click.testing import Result
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from service import create_app
 from service.cli import cli
 from service.config import Settings
 from service.db import Database
 from service.models import WebhookSecret
-from tests.conftest import Api
+from service.secret_box import SecretBox
+from tests.conftest import TEST_SECRETS_KEY, Api
 from tests.factories import order
 from tests.webhook_payloads import (
     SHOP,
@@ -42,6 +43,7 @@ from tests.webhook_support import (
 )
 
 SOURCE = f"shopify:{SHOP}"
+TEST_BOX = SecretBox([TEST_SECRETS_KEY])
 
 
 @pytest.fixture(autouse=True)
@@ -205,7 +207,7 @@ def test_an_old_secret_is_refused_once_its_expiry_has_passed(
     with db.transaction() as session:
         session.execute(
             update(WebhookSecret)
-            .where(WebhookSecret.secret == old)
+            .where(WebhookSecret.pk == select(func.min(WebhookSecret.pk)).scalar_subquery())
             .values(expires_at=datetime.now(UTC) - timedelta(minutes=1))
         )
 
@@ -220,7 +222,8 @@ def test_rotating_again_never_extends_an_older_secrets_expiry(app: Flask, db: Da
     rotate(app, "shopify", SHOP, "third", "--grace-hours", "48")
 
     with db.sessions() as session:
-        expiry = dict(session.execute(select(WebhookSecret.secret, WebhookSecret.expires_at)).all())
+        rows = session.execute(select(WebhookSecret.secret, WebhookSecret.expires_at)).all()
+    expiry = {TEST_BOX.decrypt(token): expires_at for token, expires_at in rows}
     now = datetime.now(UTC)
     assert expiry["first"] is not None and expiry["first"] < now + timedelta(hours=1, minutes=1)
     assert expiry["second"] is not None and expiry["second"] > now + timedelta(hours=47)

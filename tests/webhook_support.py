@@ -14,8 +14,10 @@ from werkzeug.test import TestResponse
 
 from service.db import Database
 from service.models import WebhookDelivery
+from service.secret_box import SecretBox
 from service.webhooks.mapping import map_all_received
 from service.webhooks.sources import add_source
+from tests.conftest import TEST_SECRETS_KEY
 from tests.webhook_payloads import (
     SHOP,
     SHOPIFY_SECRET,
@@ -82,7 +84,7 @@ def mapped_outcome(db: Database, delivery_pk: int) -> dict[str, Any]:
 def add_sender(db: Database, kind: str, name: str, secret: str) -> None:
     """Configure a sender the way `customer-metrics webhooks add` does."""
     with db.transaction() as session:
-        add_source(session, kind, name, secret, datetime.now(UTC))
+        add_source(session, kind, name, secret, SecretBox([TEST_SECRETS_KEY]), datetime.now(UTC))
 
 
 def deliver_shopify(

@@ -16,6 +16,7 @@ from service.queries import stored_records
 from service.schemas.batches import BatchResult, CustomerBatch
 from service.schemas.pages import LINK_HEADER, CustomerListArgs, CustomerPage
 from service.schemas.records import CustomerOut
+from service.transient import retrying
 
 blp = Blueprint("customers", __name__, url_prefix="/v1/customers", description="Customers.")
 
@@ -68,7 +69,12 @@ def get_customer(source: str, customer_id: str) -> dict[str, Any]:
 @blp.alt_response(404, response="NOT_FOUND")
 def erase_customer(source: str, customer_id: str) -> None:
     """Erase a customer and all of their orders (a shop's erasure request)"""
-    with database().transaction() as session:
-        erased = stored_records.erase_customer(session, source, customer_id, datetime.now(UTC))
+
+    def erase() -> bool:
+        with database().transaction() as session:
+            return stored_records.erase_customer(session, source, customer_id, datetime.now(UTC))
+
+    # It deletes rows concurrent batches may be writing: a deadlock is run again.
+    erased = retrying(erase, what="an erasure")
     if not erased:
         raise NotFound(f"No customer {customer_id!r} in source {source!r}.")

@@ -5,11 +5,12 @@ from __future__ import annotations
 import http
 from typing import Any
 
-from flask import Flask
+from flask import Blueprint, Flask
 from flask_smorest import Api
 from flask_smorest.utils import prepare_response
+from swagger_ui_bundle import swagger_ui_path
 
-from service.api.security import SECURITY_SCHEME
+from service.api.security import RATE_LIMITED_HEADERS, SECURITY_SCHEME
 from service.errors import PROBLEM_CONTENT_TYPE, render_http_exception
 from service.money import currency_exponent
 from service.schemas.problems import Problem
@@ -23,7 +24,10 @@ API_SETTINGS: dict[str, Any] = {
     "OPENAPI_URL_PREFIX": "/",
     "OPENAPI_JSON_PATH": "openapi.json",
     "OPENAPI_SWAGGER_UI_PATH": "docs",
-    "OPENAPI_SWAGGER_UI_URL": "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/",
+    # Served by the service itself (swagger_ui_assets below), so /docs works offline and
+    # behind a firewall; no validator either, as it would send the document to a remote host.
+    "OPENAPI_SWAGGER_UI_URL": "/docs/",
+    "OPENAPI_SWAGGER_UI_CONFIG": {"validatorUrl": None},
     "API_SPEC_OPTIONS": {
         "info": {
             "description": (
@@ -36,6 +40,10 @@ API_SETTINGS: dict[str, Any] = {
 }
 
 
+# Headers some problems carry, documented on their response.
+PROBLEM_HEADERS = {http.HTTPStatus.TOO_MANY_REQUESTS: RATE_LIMITED_HEADERS}
+
+
 class ServiceApi(Api):  # type: ignore[misc]
     """Errors documented and rendered as problem+json rather than flask-smorest's JSON."""
 
@@ -44,11 +52,15 @@ class ServiceApi(Api):  # type: ignore[misc]
     def _register_responses(self) -> None:
         for status in http.HTTPStatus:
             if status >= 400:
-                self._register_problem(status.name, status.phrase)
+                self._register_problem(status.name, status.phrase, PROBLEM_HEADERS.get(status))
         self._register_problem("DEFAULT_ERROR", "Unexpected error")
 
-    def _register_problem(self, name: str, description: str) -> None:
+    def _register_problem(
+        self, name: str, description: str, headers: dict[str, Any] | None = None
+    ) -> None:
         response = {"description": description, "schema": self.ERROR_SCHEMA}
+        if headers:
+            response["headers"] = headers
         prepare_response(response, self.spec, PROBLEM_CONTENT_TYPE)
         self.spec.components.response(name, response, lazy=True)
 
@@ -71,8 +83,15 @@ WEBHOOK_SIGNATURES = (
 )
 
 
+# Swagger UI's JavaScript and CSS, from the swagger-ui-bundle-v2 package, at /docs/<file>.
+swagger_ui_assets = Blueprint(
+    "swagger_ui", __name__, static_folder=str(swagger_ui_path), static_url_path="/docs"
+)
+
+
 def make_api(app: Flask) -> ServiceApi:
     app.config.update(API_SETTINGS)
+    app.register_blueprint(swagger_ui_assets)
     api = ServiceApi(app)
     api.spec.components.security_scheme("ApiKey", SECURITY_SCHEME)
     for name, header, how in WEBHOOK_SIGNATURES:

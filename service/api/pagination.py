@@ -25,7 +25,7 @@ def decode_cursor(cursor: str | None) -> int:
         after = json.loads(base64.urlsafe_b64decode(padded))["after"]
         if isinstance(after, int) and not isinstance(after, bool) and 0 <= after < 2**63:
             return after
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):  # RecursionError: absurd nesting
         pass
     raise ValidationFailed(
         "The cursor is not one this service issued.",

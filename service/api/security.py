@@ -3,34 +3,57 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from functools import wraps
 from typing import Any, TypeVar
 
 from flask_smorest import Blueprint
 
 from service.auth import authorize
-from service.extensions import database
+from service.extensions import database, settings
+from service.models import ApiKey
+from service.rate_limits import effective_limit, refusal, take
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 SECURITY_SCHEME = {"type": "http", "scheme": "bearer", "description": "An API key (see README)."}
+RATE_LIMITED_HEADERS = {
+    "Retry-After": {
+        "description": "Whole seconds until the key's next request would be allowed.",
+        "schema": {"type": "integer", "minimum": 1},
+    }
+}
 
 
 def protected(blp: Blueprint, scope: str) -> Callable[[F], F]:
-    """Refuse the request unless its API key carries `scope` (401/403 problem+json)."""
+    """Refuse the request unless its API key carries `scope` (401/403 problem+json) and
+    is within its rate limit (429 with Retry-After)."""
 
     def decorate(view: F) -> F:
         @wraps(view)
         def check_then_call(*args: Any, **kwargs: Any) -> Any:
             with database().sessions() as session:
-                authorize(session, scope)
+                key = authorize(session, scope)
+            _within_rate_limit(key)
             return view(*args, **kwargs)
 
         # OpenAPI 3.1 lets a bearer requirement list the role it needs: here, the scope.
         documented = Blueprint.doc(security=[{"ApiKey": [scope]}])(check_then_call)
         documented = blp.alt_response(401, response="UNAUTHORIZED")(documented)
         documented = blp.alt_response(403, response="FORBIDDEN")(documented)
+        documented = blp.alt_response(429, response="TOO_MANY_REQUESTS")(documented)
         documented = blp.alt_response("default", response="DEFAULT_ERROR")(documented)
         return documented  # type: ignore[return-value]
 
     return decorate
+
+
+def _within_rate_limit(key: ApiKey) -> None:
+    """Count the request against its key's limit, if the key has one; 429 past it."""
+    limit = effective_limit(key, settings().default_rate_limit)
+    if limit is None:
+        return
+    with database().autocommitting() as connection:
+        decision = take(connection, key.pk, limit, datetime.now(UTC))
+    if not decision.allowed:
+        raise refusal(limit, decision)

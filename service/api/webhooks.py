@@ -8,12 +8,12 @@ records is kept with its error, for `customer-metrics webhooks replay`.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
@@ -21,9 +21,9 @@ from flask import request
 from flask_smorest import Blueprint
 from sqlalchemy import Connection
 
-from service.errors import MalformedBody, Unauthenticated
+from service.errors import MalformedBody, NotReady, Unauthenticated
 from service.extensions import database, delivery_mapper, sender_cache
-from service.jsonio import loads_exact
+from service.models import DELIVERY_KEY_LENGTH, TOPIC_LENGTH
 from service.schemas.webhooks import (
     SHOPIFY_HEADERS,
     STANDARD_HEADERS,
@@ -32,7 +32,16 @@ from service.schemas.webhooks import (
     delivery_body,
     standard_envelope,
 )
+from service.secret_box import SecretUnreadable
 from service.webhooks.deliveries import Delivery, Outcome, store_delivery
+from service.webhooks.intake import (
+    WOO_ID_LENGTH,
+    WOO_TOPIC_LENGTH,
+    fitting,
+    readable_payload,
+    standard_type,
+    woocommerce_key,
+)
 from service.webhooks.signatures import SignatureRejected, verify_body_signature, verify_standard
 from service.webhooks.sources import Sender
 
@@ -79,8 +88,8 @@ def shopify() -> dict[str, Any]:
     Signed with X-Shopify-Hmac-Sha256; the shop (X-Shopify-Shop-Domain) must be a
     configured sender. De-duplicated on X-Shopify-Webhook-Id.
     """
-    topic = _header("X-Shopify-Topic")
-    key = _header("X-Shopify-Webhook-Id")
+    topic = _header("X-Shopify-Topic", TOPIC_LENGTH)
+    key = _header("X-Shopify-Webhook-Id", DELIVERY_KEY_LENGTH)
     shop = _header("X-Shopify-Shop-Domain").lower()
     body = request.get_data(cache=False)
     signature = _optional("X-Shopify-Hmac-Sha256")
@@ -113,9 +122,9 @@ def woocommerce() -> dict[str, Any]:
     signature = _optional("X-WC-Webhook-Signature")
     if signature is None and WOOCOMMERCE_PING.fullmatch(body.strip()):
         return {"delivery_id": None, "status": "ping"}
-    topic = _header("X-WC-Webhook-Topic")
+    topic = _header("X-WC-Webhook-Topic", WOO_TOPIC_LENGTH)
     site = urlsplit(_header("X-WC-Webhook-Source")).hostname or ""
-    key = f"{_header('X-WC-Webhook-ID')}:{topic}:{hashlib.sha256(body).hexdigest()}"
+    key = woocommerce_key(_header("X-WC-Webhook-ID", WOO_ID_LENGTH), topic, body)
     return _accept(
         _Arrival(
             "woocommerce",
@@ -143,6 +152,8 @@ def standard() -> dict[str, Any]:
     """
     body = request.get_data(cache=False)
     message_id, timestamp = _optional("webhook-id"), _optional("webhook-timestamp")
+    if message_id is not None:
+        fitting(message_id, DELIVERY_KEY_LENGTH, "webhook-id")
     signature, now = _optional("webhook-signature"), datetime.now(UTC)
 
     def verify(sender: Sender) -> str:
@@ -164,6 +175,13 @@ class _Arrival:
     body: bytes
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
     rejections: list[str] = field(default_factory=list)
+
+    @cached_property
+    def verified_topic(self) -> str:
+        """The topic to store. Read once a secret verified the delivery: the body is read
+        then, and a body nested too deep is refused (400)."""
+        payload = readable_payload(self.body)
+        return self.topic or standard_type(payload)
 
     def refusal(self) -> str:
         if self.rejections:
@@ -193,8 +211,7 @@ def _accept(arrival: _Arrival) -> dict[str, Any]:
 def _store_verified(connection: Connection, arrival: _Arrival, fresh: bool) -> Outcome | None:
     """The stored delivery; None if no sender's secret verifies it (see `rejections`), or a
     remembered secret did but is no longer valid (or the delivery is a duplicate)."""
-    found = sender_cache().senders(connection, arrival.kind, arrival.name, arrival.now, fresh)
-    for sender in found:
+    for sender in _senders(connection, arrival, fresh):
         try:
             secret = arrival.verify(sender)
         except SignatureRejected as rejected:
@@ -205,13 +222,26 @@ def _store_verified(connection: Connection, arrival: _Arrival, fresh: bool) -> O
             sender.kind,
             sender.record_source,
             arrival.key,
-            arrival.topic or _standard_type(arrival.body),  # parsed only once verified
+            arrival.verified_topic,
             arrival.body,
             _kept_headers(),
         )
         remembered = None if fresh else sender.secret_pk(secret)
         return store_delivery(connection, delivery, arrival.now, remembered)
     return None
+
+
+def _senders(connection: Connection, arrival: _Arrival, fresh: bool) -> list[Sender]:
+    try:
+        return sender_cache().senders(connection, arrival.kind, arrival.name, arrival.now, fresh)
+    except SecretUnreadable as unreadable:
+        # The operator's key is missing or wrong (the app checks at start, but the
+        # database may have been unreachable then): the sender retries a 503.
+        log.error("webhook secrets cannot be decrypted: %s", unreadable)
+        raise NotReady(
+            "The webhook secrets cannot be decrypted (SECRETS_KEY); nothing was stored.",
+            headers={"Retry-After": "60"},
+        ) from None
 
 
 def _kept_headers() -> dict[str, str]:
@@ -229,23 +259,15 @@ def _refuse(kind: str, name: str, reason: str) -> NoReturn:
     raise Unauthenticated(f"Webhook refused: {reason}. Nothing was stored.")
 
 
-def _standard_type(body: bytes) -> str:
-    try:
-        payload = loads_exact(body)
-    except ValueError:
-        return "(not JSON)"
-    kind = payload.get("type") if isinstance(payload, dict) else None
-    return kind if isinstance(kind, str) else "(no type)"
-
-
-def _header(name: str) -> str:
+def _header(name: str, limit: int | None = None) -> str:
+    """A required header; one that becomes part of a delivery's identity must fit `limit`."""
     value = _optional(name)
     if value is None:
         raise MalformedBody(
             f"The {name} header is missing.",
             errors=[{"field": name, "in": "header", "message": "is required"}],
         )
-    return value
+    return value if limit is None else fitting(value, limit, name)
 
 
 def _optional(name: str) -> str | None:

@@ -11,6 +11,7 @@ from typing import Any
 import click
 from flask.cli import with_appcontext
 
+from service.cli.numbers import WholeNumberRange
 from service.extensions import database, record_parser
 from service.ingestion.batch import KINDS
 from service.ingestion.bulk_orders import ImportFailed
@@ -23,7 +24,7 @@ MAX_ERRORS_SHOWN = 50
 @click.command("import")
 @click.argument("kind", type=click.Choice(sorted(KINDS)))
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
-@click.option("--batch-size", default=1000, show_default=True, type=click.IntRange(1, 10000))
+@click.option("--batch-size", default=1000, show_default=True, type=WholeNumberRange(1, 10000))
 @with_appcontext
 def import_command(kind: str, path: str, batch_size: int) -> None:
     """Import customers, orders or spend from a CSV file whose header uses the API's field names.

@@ -11,6 +11,7 @@ import click
 import simplejson
 from flask.cli import with_appcontext
 
+from service.cli.numbers import WHOLE_NUMBER
 from service.errors import ValidationFailed
 from service.extensions import database, settings
 from service.ingestion.changes import ALL_TIME, record_change
@@ -26,7 +27,7 @@ FORMATS = ("table", "csv", "json")
 @click.option("--end", type=click.DateTime(["%Y-%m-%d"]), help="Last day, included.")
 @click.option("--interval", type=click.Choice(INTERVALS), default="month", show_default=True)
 @click.option("--tz", default="UTC", show_default=True, help="IANA time zone name.")
-@click.option("--churn-window-days", type=int, default=90, show_default=True)
+@click.option("--churn-window-days", type=WHOLE_NUMBER, default=90, show_default=True)
 @click.option("--channel", help="Only customers of this acquisition channel.")
 @click.option("--country", help="Only customers of this country.")
 @click.option("--source", help="Only customers of this source.")

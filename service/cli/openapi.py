@@ -1,29 +1,35 @@
-"""`customer-metrics openapi write`: the OpenAPI document of this version, to a file."""
+"""`customer-metrics openapi write|print`: flask-smorest's commands, run in the full app.
+
+The other commands run in an app without the HTTP API (`create_command_app`), which
+has no document to write; this group builds the API app, and imports flask-smorest only
+when it runs, so the other commands do not pay for it.
+"""
 
 from __future__ import annotations
 
-from typing import IO
-
 import click
-from flask import current_app
-from flask.cli import with_appcontext
-from flask_smorest.spec import write_openapi_doc
 
 
-@click.group()
-def openapi() -> None:
-    """Write the OpenAPI document (the one /openapi.json serves)."""
+class _OpenApiCommands(click.Group):
+    """flask-smorest's `openapi` subcommands, looked up only when this group is used."""
+
+    def _commands(self) -> dict[str, click.Command]:
+        from flask_smorest.spec import openapi_cli
+
+        return dict(openapi_cli.commands)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(self._commands())
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return self._commands().get(cmd_name)
 
 
-@openapi.command("write")
-@click.option("-f", "--format", "file_format", type=click.Choice(["json", "yaml"]), default="json")
-@click.argument("output_file", type=click.File(mode="w"))
-@with_appcontext
-def write(file_format: str, output_file: IO[str]) -> None:
-    """Write the document to OUTPUT_FILE ('-' for standard output)."""
+@click.group(cls=_OpenApiCommands)
+@click.pass_context
+def openapi(ctx: click.Context) -> None:
+    """Write or print the OpenAPI document, generated from the code."""
     from service import create_app
 
-    # Commands run without the HTTP API; the document needs it, with the same settings.
-    api_app = create_app(current_app.extensions["customer_metrics.settings"])
-    with api_app.app_context():
-        write_openapi_doc.callback(file_format, output_file, "")
+    # flask-smorest's commands use the current app when there is one.
+    ctx.with_resource(create_app().app_context())

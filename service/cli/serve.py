@@ -12,8 +12,9 @@ from sqlalchemy import select
 
 from service import migrate
 from service.auth import create_key, ensure_key
-from service.extensions import database, settings
+from service.extensions import database, secret_box, settings
 from service.models import SCOPES, ApiKey
+from service.webhooks.stored_secrets import check_stored_secrets
 
 
 @click.command()
@@ -27,6 +28,9 @@ from service.models import SCOPES, ApiKey
 def serve(bind: str, workers: int | None) -> None:
     """Migrate the database, print a key if none exists yet, and serve with gunicorn."""
     migrate.upgrade(database().engine)
+    with database().transaction() as session:
+        # Refused here, in one line, before gunicorn's workers would each fail to boot.
+        check_stored_secrets(session, secret_box())
     _announce_key()
     env = dict(os.environ, BIND=bind)
     if workers:

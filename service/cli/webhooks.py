@@ -10,8 +10,9 @@ from datetime import UTC, datetime, timedelta
 import click
 from flask.cli import with_appcontext
 from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
 
-from service.extensions import database, record_parser
+from service.extensions import database, record_parser, secret_box, settings
 from service.models import (
     DELIVERY_STATUSES,
     WEBHOOK_KINDS,
@@ -19,6 +20,8 @@ from service.models import (
     WebhookSecret,
     WebhookSource,
 )
+from service.retention import prune
+from service.secret_box import MAKE_A_KEY, SecretBox
 from service.webhooks.deliveries import replay_delivery
 from service.webhooks.mapper import POLL_SECONDS
 from service.webhooks.mapping import map_all_received
@@ -29,8 +32,11 @@ from service.webhooks.sources import (
     remove_source,
     rotate_secret,
 )
+from service.webhooks.stored_secrets import check_stored_secrets, reencrypt_secrets
 
 KIND = click.Choice(WEBHOOK_KINDS)
+PRUNE_EVERY_SECONDS = 600.0
+PRUNE_SECONDS = 2.0  # at most this long per round, so mapping does not wait on pruning
 log = logging.getLogger(__name__)
 
 
@@ -49,12 +55,14 @@ def webhooks() -> None:
 @with_appcontext
 def add(kind: str, name: str, secret: str | None) -> None:
     """Add a sender: NAME is the shop domain (shopify), the site host (woocommerce) or any name."""
+    box = _required_box()
     secret = secret or new_secret(kind)
     name = name.lower() if kind != "standard" else name
     with database().transaction() as session:
+        check_stored_secrets(session, box)
         if find_source(session, kind, name) is not None:
             raise click.UsageError(f"{kind} sender {name!r} exists; use `webhooks rotate`.")
-        source = add_source(session, kind, name, secret, datetime.now(UTC))
+        source = add_source(session, kind, name, secret, box, datetime.now(UTC))
         record_source = source.record_source
     click.echo(f"added {kind} sender {name!r}; its records get source {record_source!r}")
     click.echo(f"secret: {secret}")
@@ -99,12 +107,27 @@ def list_senders() -> None:
 @with_appcontext
 def rotate(kind: str, name: str, secret: str | None, grace_hours: float) -> None:
     """Add a new secret; the old ones stay valid for the grace period (both verify meanwhile)."""
+    box = _required_box()
     secret = secret or new_secret(kind)
     with database().transaction() as session:
+        check_stored_secrets(session, box)
         source = _source(session, kind, name)
-        rotate_secret(session, source, secret, timedelta(hours=grace_hours), datetime.now(UTC))
+        grace = timedelta(hours=grace_hours)
+        rotate_secret(session, source, secret, box, grace, datetime.now(UTC))
     click.echo(f"secret: {secret}")
     click.echo(f"older secrets of {kind} sender {name!r} expire in {grace_hours:g} h")
+
+
+@webhooks.command()
+@with_appcontext
+def reencrypt() -> None:
+    """Encrypt every stored secret again with the first key of SECRETS_KEY.
+
+    Run after putting a new key first (SECRETS_KEY=new,old); then the old key can go.
+    """
+    with database().transaction() as session:
+        count = reencrypt_secrets(session, _required_box())
+    click.echo(f"re-encrypted {count} webhook secret(s) with the first key of SECRETS_KEY")
 
 
 @webhooks.command()
@@ -180,7 +203,13 @@ def map_deliveries(follow: bool, nice: int) -> None:
     if nice:
         os.nice(nice)
     parent = os.getppid()
+    pruned_at = -PRUNE_EVERY_SECONDS  # --- retention: prune at start, then every 10 minutes
     while True:
+        if follow and time.monotonic() - pruned_at >= PRUNE_EVERY_SECONDS:
+            # A long backlog is pruned a few seconds per round, between mapping rounds.
+            done = _prune_quietly()
+            pruned_at = time.monotonic() - (0 if done else PRUNE_EVERY_SECONDS)
+        # --- end of retention
         counts = map_all_received(database(), record_parser())
         if follow:
             if counts:
@@ -193,6 +222,29 @@ def map_deliveries(follow: bool, nice: int) -> None:
         if not follow or os.getppid() != parent:
             return
         time.sleep(POLL_SECONDS)
+
+
+def _prune_quietly() -> bool:
+    """Prune past retention for a moment (service/retention.py); False if more is due."""
+    try:
+        result = prune(database(), settings(), datetime.now(UTC), budget_seconds=PRUNE_SECONDS)
+    except SQLAlchemyError:
+        log.warning("pruning failed; it is tried again later", exc_info=True)
+        return True
+    if result.deliveries or result.changes:
+        counts = {"deliveries": result.deliveries, "changes": result.changes}
+        log.info("pruned past retention", extra={"pruned": counts})
+    return result.complete
+
+
+def _required_box() -> SecretBox:
+    box = secret_box()
+    if box is None:
+        raise click.ClickException(
+            "SECRETS_KEY is not set: webhook secrets are stored encrypted with it; "
+            f"{MAKE_A_KEY} and export SECRETS_KEY=<that key>."
+        )
+    return box
 
 
 def _source(session: object, kind: str, name: str) -> WebhookSource:

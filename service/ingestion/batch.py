@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from psycopg.errors import ForeignKeyViolation
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from service.db import Database
-from service.errors import ValidationFailed
+from service.errors import Conflict, ValidationFailed
 from service.ingestion.customers import upsert_customers
 from service.ingestion.orders import prepare_customers, upsert_orders
 from service.ingestion.outcome import BatchOutcome
 from service.ingestion.records import FieldError, RecordInvalid, RecordParser
 from service.ingestion.spend import upsert_spend
+from service.transient import driver_error, is_worth_retrying, retrying
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,10 @@ KINDS = {
 
 class BatchRejected(ValidationFailed):
     """At least one record of a batch is invalid; nothing of the batch was stored."""
+
+
+class CustomerErasedMeanwhile(Conflict):
+    """Customers of the batch kept being erased while it was stored; nothing was stored."""
 
 
 def parse_record(kind: RecordKind, parser: RecordParser, raw: Any) -> Any:
@@ -92,8 +100,29 @@ def ingest_batch(
     their own short transaction: concurrent batches naming the same new customers
     then never wait on each other's uncommitted inserts. Only a valid batch gets
     there, and a stub without orders counts nowhere.
+
+    Both run again (a few times) when they lost a conflict with a concurrent
+    writer, or met a customer erased meanwhile (service/transient.py).
     """
     records = validated_batch(kind, parser, items)
+    try:
+        return retrying(
+            lambda: _store_batch(database, kind, records, now),
+            retriable=lambda error: is_worth_retrying(error) or _is_erased_customer(error),
+            what=f"a batch of {kind.name}",
+        )
+    except IntegrityError as error:
+        if _is_erased_customer(error):
+            raise CustomerErasedMeanwhile(
+                "A customer these records name was erased while the batch was stored, "
+                "again on every retry; nothing was stored. Send the batch again."
+            ) from None
+        raise
+
+
+def _store_batch(
+    database: Database, kind: RecordKind, records: Sequence[Any], now: datetime
+) -> BatchOutcome:
     if kind.prepare is None:
         with database.transaction() as session:
             return kind.store(session, records, now)
@@ -101,3 +130,15 @@ def ingest_batch(
         prepared = kind.prepare(session, records, now)
     with database.transaction() as session:
         return kind.store(session, records, now, prepared)
+
+
+def _is_erased_customer(error: BaseException) -> bool:
+    """A foreign key refused the batch: a customer `prepare` found was erased since.
+
+    Run again, `prepare` makes that customer anew (a stub), as if the erasure had
+    come first; the batch had stored nothing.
+    """
+    orig = driver_error(error)
+    if isinstance(orig, ForeignKeyViolation):
+        return True
+    return isinstance(orig, sqlite3.IntegrityError) and "FOREIGN KEY" in str(orig)

@@ -16,7 +16,7 @@ from service.ingestion.outcome import BatchOutcome, State, plan_batch, settle
 from service.ingestion.purchase_history import queue_customers
 from service.ingestion.records import OrderRecord, group_by_source
 from service.ingestion.rounds import by_occurrence
-from service.ingestion.sql import restricted_to_keys, upsert
+from service.ingestion.sql import is_postgresql, restricted_to_keys, upsert
 from service.models import Customer, Order
 
 TABLE = cast(Table, Order.__table__)
@@ -38,8 +38,16 @@ def upsert_orders(
     An order named twice is stored as if its versions came one after the other.
     """
     outcome = BatchOutcome()
-    for round_of_records in by_occurrence(records, lambda r: (r.source, r.id)):
-        outcome.add(_upsert_distinct(session, round_of_records, now, known))
+    rounds = by_occurrence(records, lambda r: (r.source, r.id))
+    for index, round_of_records in enumerate(rounds):
+        # Every key of a later round is in the first one. Were the first round to skip
+        # a stale or unchanged key, a later round would lock it after keys it locked
+        # already: out of key order, so two such batches could deadlock. So with
+        # later rounds to come, the first one sends all its records, and the
+        # database locks every key (leaving the stale and unchanged rows as they are).
+        # (SQLite serialises writers: nothing to lock.)
+        lock_every_key = index == 0 and len(rounds) > 1 and is_postgresql(session)
+        outcome.add(_upsert_distinct(session, round_of_records, now, known, lock_every_key))
     return outcome
 
 
@@ -48,8 +56,13 @@ def _upsert_distinct(
     records: Sequence[OrderRecord],
     now: datetime,
     known: CustomerKeys | None,
+    lock_every_key: bool = False,
 ) -> BatchOutcome:
-    """`upsert_orders` for records that name each order once."""
+    """`upsert_orders` for records that name each order once.
+
+    With `lock_every_key`, records the plan would skip go to the database too: its
+    upsert re-checks the stale rule and leaves identical rows alone, but locks them.
+    """
     outcome = BatchOutcome()
     touched_customers: set[int] = set()
     touched_times: list[datetime] = []
@@ -58,6 +71,8 @@ def _upsert_distinct(
         plan = plan_batch(
             [r.id for r in group], [(order_values(r), r.updated_at) for r in group], stored
         )
+        if lock_every_key:
+            plan.to_write = {r.id: i for i, r in enumerate(group)}
         to_write = [group[i] for i in plan.to_write.values()]
         written: dict[str, bool] | None = None
         if to_write:

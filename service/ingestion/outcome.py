@@ -106,6 +106,9 @@ def plan_batch(
     return plan
 
 
+_NOT_WRITTEN = (Verdict.UNCHANGED, Verdict.STALE_IGNORED)
+
+
 def settle(
     plan: BatchPlan[K],
     written: dict[K, bool] | None,
@@ -118,10 +121,16 @@ def settle(
     are corrected: a key this batch meant to create that a concurrent batch
     created first (its record updated it, or lost entirely), and a key this
     batch meant to write that a concurrent batch wrote first (unchanged if what
-    is stored now equals this record, stale otherwise).
+    is stored now equals this record, stale otherwise). A key sent although
+    judged stale or unchanged (to lock it) is counted by what the database did.
     """
     if written is None:
         return plan.outcome()
+    for key, index in plan.to_write.items():
+        # Sent only to be locked (stale or unchanged when we looked), yet written:
+        # what was stored changed meanwhile, and this record applied after all.
+        if key in written and plan.verdicts[index] in _NOT_WRITTEN:
+            plan.verdicts[index] = Verdict.CREATED if written[key] else Verdict.UPDATED
     lost = {key for key in plan.to_write if key not in written}
     for key, index in plan.creates.items():
         if key in lost or not written[key]:

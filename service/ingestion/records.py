@@ -21,6 +21,7 @@ import pycountry
 
 from service.models import ORDER_STATUSES, UNKNOWN_CHANNEL
 from service.money import AmountError, currency_exponent, parse_minor_units
+from service.text import storable
 
 DEFAULT_SOURCE = "api"
 MAX_ID_LENGTH = 255
@@ -29,10 +30,11 @@ MAX_ATTRIBUTE_VALUE_LENGTH = 1000
 MAX_SPEND_DAYS = 3660
 
 # RFC 3339 date-time: an offset (or Z) is mandatory.
+# ASCII: \d alone would also take other scripts' digits (service/text.py).
 _INSTANT = re.compile(
-    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:[Zz]|[+-]\d{2}:\d{2})"
+    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:[Zz]|[+-]\d{2}:\d{2})", re.ASCII
 )
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
 _COUNTRIES = frozenset(country.alpha_2 for country in pycountry.countries)
 _TRUE = frozenset({"true", "1"})
 _FALSE = frozenset({"false", "0"})
@@ -154,17 +156,6 @@ class _Checker:
             raise RecordInvalid(self.errors)
 
 
-def _storable(text: str) -> str:
-    """Text both databases can store: UTF-8 encodable, without NUL characters."""
-    if "\x00" in text:
-        raise ValueError("must not contain NUL characters")
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError("is not valid Unicode text (a lone surrogate)") from None
-    return text
-
-
 def parse_identifier(value: Any) -> str:
     """A client id: 1-255 characters; JSON integers are accepted as their digits."""
     if isinstance(value, int) and not isinstance(value, bool):
@@ -175,7 +166,7 @@ def parse_identifier(value: Any) -> str:
         raise ValueError("must not be empty")
     if len(value) > MAX_ID_LENGTH:
         raise ValueError(f"must be at most {MAX_ID_LENGTH} characters, got {len(value)}")
-    return _storable(value)
+    return storable(value)
 
 
 def parse_instant(value: Any) -> datetime:
@@ -216,7 +207,7 @@ def normalise_channel(value: Any) -> str:
     value = value.strip().lower()
     if len(value) > MAX_ID_LENGTH:
         raise ValueError(f"must be at most {MAX_ID_LENGTH} characters")
-    return _storable(value) or UNKNOWN_CHANNEL
+    return storable(value) or UNKNOWN_CHANNEL
 
 
 def normalise_country(value: Any) -> str | None:
@@ -242,8 +233,8 @@ def parse_attributes(value: Any) -> dict[str, str]:
             raise ValueError(f"value of {key!r} must be a string (attributes are flat)")
         if len(key) > MAX_ID_LENGTH or len(item) > MAX_ATTRIBUTE_VALUE_LENGTH:
             raise ValueError(f"{key!r} is too long")
-        _storable(key)
-        _storable(item)
+        storable(key)
+        storable(item)
     return dict(value)
 
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import cast
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from service.errors import ValidationFailed
 from service.ingestion.records import normalise_channel, normalise_country
 from service.metrics.periods import INTERVALS, Interval, Period, period_days, periods_between
+from service.metrics.zones import is_zone_name
 
 MAX_PERIODS = 1000
 # Far enough from the calendar's ends that a period and its churn window always fit.
@@ -70,7 +71,7 @@ class MetricsQuery:
 
         if interval not in INTERVALS:
             wrong("interval", f"must be one of {', '.join(INTERVALS)}")
-        if not _is_zone(tz):
+        if not is_zone_name(tz):
             wrong("tz", f"{tz!r} is not an IANA time zone name (e.g. Europe/Warsaw)")
         for name, day in (("start", start), ("end", end)):
             if not EARLIEST_DAY <= day <= LATEST_DAY:
@@ -133,14 +134,6 @@ class MetricsQuery:
             self.filters,
             self.single_period,
         )
-
-
-def _is_zone(name: str) -> bool:
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return False
-    return True
 
 
 def _summary(errors: list[dict[str, str]]) -> str:

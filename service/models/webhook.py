@@ -8,12 +8,14 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     ForeignKey,
     Index,
     LargeBinary,
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
@@ -22,6 +24,9 @@ from service.db import Base, BigIntPK, UTCDateTime
 
 WEBHOOK_KINDS = ("shopify", "woocommerce", "standard")
 DELIVERY_STATUSES = ("received", "processed", "ignored", "failed")
+# Column widths of a delivery's identity: what does not fit is refused, never cut.
+DELIVERY_KEY_LENGTH = 255
+TOPIC_LENGTH = 255
 
 
 class WebhookSource(Base):
@@ -39,7 +44,12 @@ class WebhookSource(Base):
 
 
 class WebhookSecret(Base):
-    """A signing secret. Kept in the clear: verifying an HMAC needs the key itself."""
+    """A signing secret, encrypted under SECRETS_KEY (`service.secret_box`).
+
+    Verifying an HMAC needs the secret itself, so it cannot be hashed. Rows stored
+    before encryption existed are clear (`encrypted` false) until the first start
+    with a key encrypts them (`service.webhooks.stored_secrets`).
+    """
 
     __tablename__ = "webhook_secrets"
 
@@ -47,7 +57,9 @@ class WebhookSecret(Base):
     source_pk: Mapped[int] = mapped_column(
         BigInteger, ForeignKey("webhook_sources.pk", ondelete="CASCADE"), index=True
     )
-    secret: Mapped[str] = mapped_column(String(512))
+    # A Fernet token when `encrypted`, else the secret itself.
+    secret: Mapped[str] = mapped_column(Text)
+    encrypted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     # Set when a rotation retires this secret; it stays valid until then.
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -70,6 +82,8 @@ class WebhookDelivery(Base):
             postgresql_where=UNSETTLED,
             sqlite_where=UNSETTLED,
         ),
+        # Pruning (service/retention.py) takes the oldest first.
+        Index("ix_webhook_deliveries_received_at", "received_at"),
     )
 
     pk: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
@@ -77,8 +91,8 @@ class WebhookDelivery(Base):
         BigInteger, ForeignKey("webhook_sources.pk", ondelete="CASCADE")
     )
     # The sender's idempotency key (or one derived from the delivery when it has none).
-    delivery_key: Mapped[str] = mapped_column(String(255))
-    topic: Mapped[str] = mapped_column(String(255))
+    delivery_key: Mapped[str] = mapped_column(String(DELIVERY_KEY_LENGTH))
+    topic: Mapped[str] = mapped_column(String(TOPIC_LENGTH))
     body: Mapped[bytes] = mapped_column(LargeBinary)
     headers: Mapped[dict[str, Any]] = mapped_column(JSON)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import re
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from service.metrics.periods import INTERVALS
 from service.metrics.query import DEFAULT_WINDOW_DAYS, MAX_PERIODS, MAX_WINDOW_DAYS, MIN_WINDOW_DAYS
+from service.metrics.zones import is_zone_name
+from service.schemas.numbers import WholeNumber
 from service.schemas.rules import CHANNEL_PATTERN, COUNTRY_PATTERN
 
 # Years EARLIEST_DAY to LATEST_DAY (1000 to 9998), so that a period and its window fit.
@@ -22,9 +23,7 @@ _MONEY = "Decimal string rounded half-even to 2 places; null when its denominato
 
 
 def _known_zone(name: str) -> None:
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    if not is_zone_name(name):
         message = f"{name!r} is not an IANA time zone name (e.g. Europe/Warsaw)."
         raise ValidationError(message) from None
 
@@ -59,7 +58,7 @@ class SummaryArgs(Schema):
             "pattern": ZONE_NAME_PATTERN,
         },
     )
-    churn_window_days = fields.Integer(
+    churn_window_days = WholeNumber(
         load_default=DEFAULT_WINDOW_DAYS,
         validate=validate.Range(MIN_WINDOW_DAYS, MAX_WINDOW_DAYS),
         metadata={"description": "W: a customer is active at t with a counted order in [t-W, t)."},

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
+from service.schemas.numbers import WholeNumber
 from service.schemas.records import CustomerOut, OrderOut, SpendOut
 
 # Unpadded base64url, as `encode_cursor` writes it.
@@ -13,7 +14,7 @@ MAX_LIMIT = 1000
 
 
 class PageArgs(Schema):
-    limit = fields.Integer(load_default=DEFAULT_LIMIT, validate=validate.Range(1, MAX_LIMIT))
+    limit = WholeNumber(load_default=DEFAULT_LIMIT, validate=validate.Range(1, MAX_LIMIT))
     cursor = fields.String(
         metadata={
             "description": "Opaque: the `next_cursor` of the previous page (422 for any other).",

@@ -23,6 +23,7 @@ from service.errors import Problem
 from service.ingestion.records import RecordParser
 from service.jsonio import loads_exact
 from service.models import WebhookDelivery, WebhookSource
+from service.transient import is_transient
 from service.webhooks.apply import ParsedChanges, apply_parsed, parse_changes
 from service.webhooks.changes import MappingFailed, RecordChanges
 from service.webhooks.shopify import map_shopify
@@ -110,8 +111,8 @@ def store_delivery(
     """
     params = {
         "source_pk": delivery.source_pk,
-        "key": delivery.key[:255],
-        "topic": delivery.topic[:255],
+        "key": delivery.key,  # whole: the intake refuses what does not fit (webhooks/intake.py)
+        "topic": delivery.topic,
         "body": delivery.body,
         "headers": delivery.headers,
         "now": now,
@@ -147,7 +148,13 @@ def changes_of(
     kind: str, record_source: str, topic: str, body: bytes, parser: RecordParser
 ) -> ParsedChanges | str:
     """What a delivery asks, parsed; or why it asks nothing (raises when it cannot be mapped)."""
-    changes = MAPPERS[kind](topic, loads_exact(body), record_source)
+    try:
+        payload = loads_exact(body)
+    except (RecursionError, ArithmeticError):  # stored before the intake refused such bodies
+        raise MappingFailed(
+            "the body is JSON this service cannot read (nesting or a number too large)"
+        ) from None
+    changes = MAPPERS[kind](topic, payload, record_source)
     if changes.ignored is not None:
         return changes.ignored
     return parse_changes(changes, record_source, parser)
@@ -171,6 +178,8 @@ def map_in_savepoint(
     except EXPECTED_FAILURES as failure:
         return "failed", failure_detail(failure)
     except Exception as failure:  # a bug must not lose the delivery: keep it, log it
+        if is_transient(failure):  # the database's doing: the whole pass runs again later
+            raise
         log.exception("a webhook delivery could not be mapped")
         return "failed", f"internal error: {type(failure).__name__}"
 

@@ -16,6 +16,7 @@ import threading
 
 from service.db import Database
 from service.ingestion.records import RecordParser
+from service.transient import error_line, is_transient
 from service.webhooks.mapping import map_all_received, waiting
 
 log = logging.getLogger(__name__)
@@ -87,8 +88,13 @@ class BackgroundMapper:
             if count < MIN_BATCH and age < MAX_DELAY_SECONDS:
                 return MAX_DELAY_SECONDS - age
             counts = map_all_received(self._database, self._parser)
-        except Exception:  # the database is away, say: keep the thread, try again
-            log.exception("mapping webhook deliveries failed; trying again")
+        except Exception as error:  # the database is away, say: keep the thread, try again
+            if not is_transient(error):
+                log.exception("mapping webhook deliveries failed; trying again")
+            else:  # one line: a restart of the database is not a bug
+                log.warning(
+                    "mapping webhook deliveries failed (%s); trying again", error_line(error)
+                )
             return POLL_SECONDS
         if counts:
             log.debug("webhook deliveries mapped", extra={"mapped": dict(counts)})

@@ -16,13 +16,15 @@ from datetime import datetime
 
 from sqlalchemy import Connection
 
+from service.secret_box import SecretBox
 from service.webhooks.sources import Sender, senders
 
 KEEP_SECONDS = 1.0
 
 
 class SenderCache:
-    def __init__(self, keep_seconds: float = KEEP_SECONDS):
+    def __init__(self, box: SecretBox | None, keep_seconds: float = KEEP_SECONDS):
+        self._box = box
         self._keep = keep_seconds
         # (kind, name) -> (when read, monotonic clock; the senders)
         self._entries: dict[tuple[str, str | None], tuple[float, list[Sender]]] = {}
@@ -35,7 +37,7 @@ class SenderCache:
         entry = self._entries.get(key)
         clock = time.monotonic()
         if fresh or entry is None or clock - entry[0] > self._keep:
-            entry = (clock, senders(connection, kind, name, now))
+            entry = (clock, senders(connection, kind, name, now, self._box))
             if len(self._entries) > 10_000:  # names come from headers: bound what we keep
                 self._entries.clear()
             self._entries[key] = entry

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
+from service.money import AmountError, to_decimal
 from service.webhooks.attribution import channel_from, guest_customer_id
 from service.webhooks.changes import MappingFailed, RecordChanges, ignore
 
@@ -55,7 +56,7 @@ def _order(payload: dict[str, Any], record_source: str) -> RecordChanges:
         "placed_at": payload.get("processed_at") or _required(payload, "created_at"),
         "currency": shop_money.get("currency_code") or _required(payload, "currency"),
         "total": shop_money.get("amount") or _required(payload, "total_price"),
-        "refunded": str(_refunded(payload)),
+        "refunded": _refunded(payload),
         "status": _status(payload),
         "test": bool(payload.get("test", False)),
     }
@@ -127,9 +128,9 @@ def _refunded(payload: dict[str, Any]) -> Decimal:
                 continue
             shop = ((transaction.get("amount_set") or {}).get("shop_money") or {}).get("amount")
             try:
-                total += Decimal(str(shop or transaction.get("amount")))
-            except InvalidOperation:
-                raise MappingFailed("a refund transaction has no decimal amount") from None
+                total += to_decimal(shop or transaction.get("amount"))
+            except AmountError as error:
+                raise MappingFailed(f"a refund transaction's amount: {error}") from None
     return total
 
 

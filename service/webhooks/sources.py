@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from service.db import UTCDateTime
 from service.models import WebhookSecret, WebhookSource
+from service.secret_box import SecretBox, SecretUnreadable
 
 
 @dataclass(frozen=True)
@@ -39,23 +40,36 @@ def new_secret(kind: str) -> str:
     return secrets.token_urlsafe(32)
 
 
-def add_source(session: Session, kind: str, name: str, secret: str, now: datetime) -> WebhookSource:
+def add_source(
+    session: Session, kind: str, name: str, secret: str, box: SecretBox, now: datetime
+) -> WebhookSource:
     source = WebhookSource(
         kind=kind, name=name, record_source=record_source_for(kind, name), created_at=now
     )
     session.add(source)
     session.flush()
-    session.add(WebhookSecret(source_pk=source.pk, secret=secret, created_at=now))
+    session.add(_sealed(source.pk, secret, box, now))
     return source
 
 
 def rotate_secret(
-    session: Session, source: WebhookSource, secret: str, grace: timedelta, now: datetime
+    session: Session,
+    source: WebhookSource,
+    secret: str,
+    box: SecretBox,
+    grace: timedelta,
+    now: datetime,
 ) -> None:
     """Add `secret`; the current ones stay valid for `grace`, then expire."""
     for old in session.scalars(_active(source.pk, now)):
         old.expires_at = min(old.expires_at or now + grace, now + grace)
-    session.add(WebhookSecret(source_pk=source.pk, secret=secret, created_at=now))
+    session.add(_sealed(source.pk, secret, box, now))
+
+
+def _sealed(source_pk: int, secret: str, box: SecretBox, now: datetime) -> WebhookSecret:
+    return WebhookSecret(
+        source_pk=source_pk, secret=box.encrypt(secret), encrypted=True, created_at=now
+    )
 
 
 def remove_source(session: Session, source: WebhookSource) -> None:
@@ -70,7 +84,7 @@ def find_source(session: Session, kind: str, name: str) -> WebhookSource | None:
 
 # Every delivery asks for its sender: plain SQL, built once, is the cheapest to run.
 _SENDERS_SQL = """
-SELECT s.pk, s.name, s.record_source, k.pk, k.secret
+SELECT s.pk, s.name, s.record_source, k.pk, k.secret, k.encrypted
 FROM webhook_sources s
 LEFT JOIN webhook_secrets k
   ON k.source_pk = s.pk AND (k.expires_at IS NULL OR k.expires_at > :now)
@@ -83,18 +97,24 @@ _NAMED_SENDER = text(_SENDERS_SQL.format(named="AND s.name = :name")).bindparams
 
 
 def senders(
-    connection: Connection | Session, kind: str, name: str | None, now: datetime
+    connection: Connection | Session,
+    kind: str,
+    name: str | None,
+    now: datetime,
+    box: SecretBox | None,
 ) -> list[Sender]:
     """Senders of this kind (the one named, if a name is given) with their valid secrets.
 
     A sender with no valid secret is listed with none, so it is known but refuses
-    every signature.
+    every signature. Raises SecretUnreadable when a secret is encrypted and `box`
+    cannot open it.
     """
     params = {"kind": kind, "now": now, "name": name}
     rows = connection.execute(_ALL_SENDERS if name is None else _NAMED_SENDER, params)
     found: dict[int, Sender] = {}
-    for pk, source_name, record_source, secret_pk, secret in rows:
+    for pk, source_name, record_source, secret_pk, stored, encrypted in rows:
         sender = found.get(pk) or Sender(pk, kind, source_name, record_source, ())
+        secret = open_secret(stored, bool(encrypted), box) if stored else None
         if secret:
             sender = replace(
                 sender,
@@ -103,6 +123,15 @@ def senders(
             )
         found[pk] = sender
     return list(found.values())
+
+
+def open_secret(stored: str, encrypted: bool, box: SecretBox | None) -> str:
+    """The secret a `webhook_secrets` row holds (clear rows predate encryption at rest)."""
+    if not encrypted:
+        return stored
+    if box is None:
+        raise SecretUnreadable("SECRETS_KEY is not set")
+    return box.decrypt(stored)
 
 
 def _active(source_pk: int, now: datetime):  # type: ignore[no-untyped-def]

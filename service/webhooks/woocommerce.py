@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
+from service.money import AmountError, to_decimal
 from service.webhooks.attribution import channel_from, guest_customer_id
 from service.webhooks.changes import MappingFailed, RecordChanges, ignore
 
@@ -57,7 +58,7 @@ def _order(payload: dict[str, Any], record_source: str) -> RecordChanges:
         "placed_at": _gmt(_required(payload, "date_created_gmt")),
         "currency": _required(payload, "currency"),
         "total": _required(payload, "total"),
-        "refunded": str(_refunded(payload)),
+        "refunded": _refunded(payload),
         "status": STATUSES[status],
     }
     if payload.get("date_modified_gmt"):
@@ -96,9 +97,9 @@ def _refunded(payload: dict[str, Any]) -> Decimal:
     total = Decimal(0)
     for refund in payload.get("refunds") or []:
         try:
-            total -= Decimal(str(refund.get("total")))
-        except InvalidOperation:
-            raise MappingFailed("a refund has no decimal total") from None
+            total -= to_decimal(refund.get("total"))
+        except AmountError as error:
+            raise MappingFailed(f"a refund's total: {error}") from None
     return total
 
 

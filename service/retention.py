@@ -1,0 +1,154 @@
+"""Bounded storage: settled webhook deliveries and the change log are kept RETENTION_DAYS.
+
+What goes, and why it is safe:
+
+- A delivery that was mapped (`processed` or `ignored`), received and settled more
+  than RETENTION_DAYS ago. Its record lives in the record tables; the raw copy
+  only served de-duplication and replays. No sender retries that late: Shopify
+  retries 8 times over 4 hours (19 times over 48 hours before September 2024),
+  Standard Webhooks senders such as Svix over about 27 hours, WooCommerce not at
+  all on a timer (it disables a webhook after 5 failures). A copy resent by hand
+  after its row went is stored again and mapped again, which changes nothing:
+  records are upserted by their id and an older `updated_at` never overwrites a
+  newer one. `failed` and `received` deliveries are never pruned: they are what
+  `webhooks replay` needs.
+- Change-log entries (`data_changes`) recorded more than RETENTION_DAYS ago. A
+  cached report at version v recomputes the periods the changes after v reach
+  (`service.metrics.report`); with those changes gone it would be served stale.
+  So the newest pruned entry is kept and widened to all time: a report cached
+  before it recomputes everything, one cached after needs nothing pruned. Each
+  step commits a state where that holds, so a reader never sees a gap.
+  Shared reports older than that entry (`metric_reports`) can only be recomputed
+  in full, so they go too.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Select, delete, func, select, update
+from sqlalchemy.orm import Session
+
+from service.config import Settings
+from service.db import Database
+from service.ingestion.changes import ALL_TIME
+from service.models import DataChange, StoredReport, WebhookDelivery
+
+SETTLED = ("processed", "ignored")
+# Rows per transaction: short locks and bounded WAL, however much is due.
+BATCH = 5_000
+
+
+@dataclass(frozen=True)
+class PruneResult:
+    """What went (or, in a dry run, would go)."""
+
+    cutoff: datetime | None  # None: RETENTION_DAYS=0 keeps everything
+    deliveries: int = 0
+    changes: int = 0
+    reports: int = 0
+    complete: bool = True  # False: the time budget ran out first; call again
+
+
+def prune(
+    database: Database,
+    settings: Settings,
+    now: datetime,
+    dry_run: bool = False,
+    budget_seconds: float | None = None,
+) -> PruneResult:
+    """Delete what is older than the retention; count it only, if `dry_run`.
+
+    With `budget_seconds`, stops after the batch that exceeds it (the mapper must
+    get back to mapping): the result is then not `complete`.
+    """
+    if not settings.retention_days:
+        return PruneResult(None)
+    cutoff = now - timedelta(days=settings.retention_days)
+    if dry_run:
+        with database.sessions() as session:
+            floor = _change_floor(session, cutoff)
+            return PruneResult(
+                cutoff,
+                _count(session, _old_deliveries(cutoff)),
+                _count(session, select(DataChange.version).where(DataChange.version < floor)),
+                _count(session, select(StoredReport.version).where(StoredReport.version < floor)),
+            )
+    deadline = None if budget_seconds is None else time.monotonic() + budget_seconds
+    deliveries, complete = _delete_in_batches(database, _delete_old_deliveries(cutoff), deadline)
+    if not complete:
+        return PruneResult(cutoff, deliveries, complete=False)
+    changes, reports, complete = _prune_change_log(database, cutoff, deadline)
+    return PruneResult(cutoff, deliveries, changes, reports, complete)
+
+
+def _old_deliveries(cutoff: datetime) -> Select[Any]:
+    return select(WebhookDelivery.pk).where(
+        WebhookDelivery.received_at < cutoff,
+        WebhookDelivery.status.in_(SETTLED),
+        WebhookDelivery.processed_at < cutoff,
+    )
+
+
+def _delete_old_deliveries(cutoff: datetime):  # type: ignore[no-untyped-def]
+    batch = _old_deliveries(cutoff).order_by(WebhookDelivery.received_at).limit(BATCH)
+    return delete(WebhookDelivery).where(WebhookDelivery.pk.in_(batch.scalar_subquery()))
+
+
+def _prune_change_log(
+    database: Database, cutoff: datetime, deadline: float | None
+) -> tuple[int, int, bool]:
+    with database.transaction() as session:
+        floor = _change_floor(session, cutoff)
+        if not floor:
+            return 0, 0, True
+        # First the floor entry says "all time", then what it stands for may go.
+        session.execute(
+            update(DataChange)
+            .where(DataChange.version == floor)
+            .values(changed_from=ALL_TIME.first, changed_to=ALL_TIME.last)
+        )
+    batch = (
+        select(DataChange.version)
+        .where(DataChange.version < floor)
+        .order_by(DataChange.version)
+        .limit(BATCH)
+    )
+    changes, complete = _delete_in_batches(
+        database,
+        delete(DataChange).where(DataChange.version.in_(batch.scalar_subquery())),
+        deadline,
+    )
+    with database.transaction() as session:
+        reports = session.execute(delete(StoredReport).where(StoredReport.version < floor))
+    return changes, int(reports.rowcount), complete  # type: ignore[attr-defined]
+
+
+def _change_floor(session: Session, cutoff: datetime) -> int:
+    """The newest change-log version recorded before `cutoff` (0: none)."""
+    newest = session.scalar(
+        select(func.max(DataChange.version)).where(DataChange.recorded_at < cutoff)
+    )
+    return int(newest or 0)
+
+
+def _delete_in_batches(  # type: ignore[no-untyped-def]
+    database: Database, statement, deadline: float | None
+) -> tuple[int, bool]:
+    """Run the delete until it deletes less than a batch (done) or the deadline passes."""
+    total = 0
+    while True:
+        with database.transaction() as session:
+            deleted = int(session.execute(statement).rowcount)
+        total += deleted
+        if deleted < BATCH:
+            return total, True
+        if deadline is not None and time.monotonic() > deadline:
+            return total, False
+
+
+def _count(session: Session, query: Select[Any]) -> int:
+    return int(session.scalar(select(func.count()).select_from(query.subquery())) or 0)
