@@ -11,7 +11,7 @@ from service.metrics.periods import INTERVALS
 from service.metrics.query import DEFAULT_WINDOW_DAYS, MAX_PERIODS, MAX_WINDOW_DAYS, MIN_WINDOW_DAYS
 from service.metrics.zones import is_zone_name
 from service.schemas.numbers import WholeNumber
-from service.schemas.rules import CHANNEL_PATTERN, COUNTRY_PATTERN
+from service.schemas.rules import CHANNEL_PATTERN, COUNTRY_PATTERN, STORABLE_PATTERN
 
 # Years EARLIEST_DAY to LATEST_DAY (1000 to 9998), so that a period and its window fit.
 REPORT_DAY_PATTERN = r"^(?:[1-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])-[0-9]{2}-[0-9]{2}$"
@@ -75,7 +75,9 @@ class SummaryArgs(Schema):
             "pattern": COUNTRY_PATTERN,
         }
     )
-    source = fields.String(metadata={"description": "Only customers of this source."})
+    source = fields.String(
+        metadata={"description": "Only customers of this source.", "pattern": STORABLE_PATTERN}
+    )
 
     @validates_schema
     def _end_not_before_start(self, data: dict[str, Any], **_: Any) -> None:

@@ -6,6 +6,7 @@ from marshmallow import Schema, fields, validate
 
 from service.schemas.numbers import WholeNumber
 from service.schemas.records import CustomerOut, OrderOut, SpendOut
+from service.schemas.rules import STORABLE_PATTERN
 
 # Unpadded base64url, as `encode_cursor` writes it.
 CURSOR_PATTERN = r"^[A-Za-z0-9_-]*$"
@@ -24,13 +25,20 @@ class PageArgs(Schema):
 
 
 class CustomerListArgs(PageArgs):
-    source = fields.String(metadata={"description": "Only customers of this source."})
+    source = fields.String(
+        metadata={"description": "Only customers of this source.", "pattern": STORABLE_PATTERN}
+    )
 
 
 class OrderListArgs(PageArgs):
-    source = fields.String(metadata={"description": "Only orders of this source."})
+    source = fields.String(
+        metadata={"description": "Only orders of this source.", "pattern": STORABLE_PATTERN}
+    )
     customer_id = fields.String(
-        metadata={"description": "Only this customer's orders (of `source`, default `api`)."}
+        metadata={
+            "description": "Only this customer's orders (of `source`, default `api`).",
+            "pattern": STORABLE_PATTERN,
+        }
     )
 
 

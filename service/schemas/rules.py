@@ -24,6 +24,8 @@ INSTANT_PATTERN = (
     r"(?:[Zz]|[+-][0-9]{2}:[0-9]{2})$"
 )
 DATE_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+# Text the databases can store (service.text.storable); every path and query parameter.
+STORABLE_PATTERN = r"^[^\x00]*$"
 BOOLEAN_TEXT_PATTERN = r"^\s*(?:[Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee]|1|0)\s*$"
 
 
@@ -54,7 +56,7 @@ def identifier(**extra: Any) -> dict[str, Any]:
 
 def money_pattern(exponent: int) -> str:
     """A decimal string with at most `exponent` places that count (trailing zeros do not)."""
-    places = rf"(?:\.[0-9]{{0,{exponent}}}0*)?" if exponent else r"(?:\.0*)?"
+    places = rf"(?:\.[0-9]{{1,{exponent}}}0*)?" if exponent else r"(?:\.0+)?"
     return rf"^[0-9]{{1,{MAX_INTEGER_DIGITS}}}{places}$"
 
 
