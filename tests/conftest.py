@@ -171,11 +171,11 @@ def app(settings: Settings) -> Iterator[Flask]:
     app = create_app(settings)
     app.test_client_class = MappingClient
     yield app
-    empty_tables(app.extensions["customer_metrics.db"])
+    _empty_tables(app.extensions["customer_metrics.db"])
     app.extensions["customer_metrics.db"].engine.dispose()
 
 
-def empty_tables(database: Database) -> None:
+def _empty_tables(database: Database) -> None:
     with database.engine.begin() as connection:
         if connection.dialect.name == "postgresql":
             connection.execute(

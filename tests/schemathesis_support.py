@@ -32,7 +32,7 @@ from service.errors import ValidationFailed
 from service.ingestion.records import MAX_SPEND_DAYS
 from service.metrics.periods import period_days
 from service.metrics.query import MAX_PERIODS
-from tests.conftest import empty_tables
+from tests.conftest import _empty_tables
 from tests.factories import customer, order, spend
 from tests.webhook_payloads import (
     SHOP,
@@ -90,7 +90,7 @@ def prepare(app: Flask) -> None:
     must find the same data, or its links draw different values.
     """
     db: Database = app.extensions["customer_metrics.db"]
-    empty_tables(db)
+    _empty_tables(db)
     with db.transaction() as session:
         _, key = create_key(session, "schemathesis", ["ingest", "read"], datetime.now(UTC))
     Credentials.authorization = f"Bearer {key}"
