@@ -1,7 +1,7 @@
-"""The rules of `service.ingestion.records` as JSON Schema, so the document says what is enforced.
+r"""The rules of `service.ingestion.records` as JSON Schema, so the document says what is enforced.
 
 Patterns are written for both regex dialects that read them (ECMA-262 in clients,
-Python's `re` in generators): ASCII classes only, no flags or look-arounds. Each is
+Python's `re` in generators): explicit character classes, no flags or look-arounds. Each is
 exact: a value the parser accepts matches, and a value it refuses does not.
 """
 
@@ -14,10 +14,15 @@ import pycountry
 from service.ingestion.records import MAX_ID_LENGTH
 from service.money import MAX_INTEGER_DIGITS
 
+# What str.strip() removes (str.isspace()), spelled out: ECMA-262's \s differs from it.
+SPACE = r"\t\n\x0b\x0c\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+_S = f"[{SPACE}]*"
 # Not blank and no NUL; the length is checked by maxLength.
-IDENTIFIER_PATTERN = r"^[^\x00]*[^\s\x00][^\x00]*$"
+IDENTIFIER_PATTERN = rf"^[^\x00]*[^{SPACE}\x00][^\x00]*$"
 # At most MAX_ID_LENGTH characters once trimmed, no NUL; blank means `unknown`.
-CHANNEL_PATTERN = rf"^\s*(?:[^\s\x00](?:[^\x00]{{0,{MAX_ID_LENGTH - 2}}}[^\s\x00])?)?\s*$"
+CHANNEL_PATTERN = (
+    rf"^{_S}(?:[^{SPACE}\x00](?:[^\x00]{{0,{MAX_ID_LENGTH - 2}}}[^{SPACE}\x00])?)?{_S}$"
+)
 # RFC 3339 with a mandatory offset (or Z), as `parse_instant` reads it.
 INSTANT_PATTERN = (
     r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?"
@@ -26,7 +31,7 @@ INSTANT_PATTERN = (
 DATE_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 # Text the databases can store (service.text.storable); every path and query parameter.
 STORABLE_PATTERN = r"^[^\x00]*$"
-BOOLEAN_TEXT_PATTERN = r"^\s*(?:[Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee]|1|0)\s*$"
+BOOLEAN_TEXT_PATTERN = rf"^{_S}(?:[Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee]|1|0){_S}$"
 
 
 def any_case(text: str) -> str:
@@ -37,7 +42,7 @@ def any_case(text: str) -> str:
 def trimmed_code(codes: list[str], *, optional: bool = False) -> str:
     """One of `codes`, in any case, with surrounding whitespace; blank too if `optional`."""
     choice = "|".join(any_case(code) for code in codes)
-    return rf"^\s*(?:{choice}){'?' if optional else ''}\s*$"
+    return rf"^{_S}(?:{choice}){'?' if optional else ''}{_S}$"
 
 
 COUNTRY_PATTERN = trimmed_code(sorted(c.alpha_2 for c in pycountry.countries), optional=True)

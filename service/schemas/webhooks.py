@@ -6,11 +6,12 @@ from typing import Any
 
 from marshmallow import Schema, fields, validate
 
+from service.schemas.rules import SPACE
 from service.webhooks.standard import TYPES as STANDARD_TYPES
 
 DELIVERY_OUTCOMES = ("received", "duplicate", "ping")
 # What `_optional` reads as present: anything but blank.
-NOT_BLANK = r"\S"
+NOT_BLANK = f"[^{SPACE}]"
 
 
 class DeliveryResult(Schema):
