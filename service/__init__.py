@@ -16,7 +16,7 @@ def create_app(settings: Settings | None = None, *, check_secrets: bool = True) 
     (the OpenAPI document), which must not touch, or create, a database.
     """
     from service.api import customers, health, metrics, orders, prometheus, spend, webhooks
-    from service.api.openapi import make_api
+    from service.api.openapi import describe_records, make_api
     from service.api.parameters import install_parameter_check
     from service.errors import register_error_handlers
     from service.logs import install_request_ids
@@ -52,6 +52,7 @@ def create_app(settings: Settings | None = None, *, check_secrets: bool = True) 
     api = make_api(app)
     for module in (health, customers, orders, spend, metrics, webhooks, prometheus):
         api.register_blueprint(module.blp)
+    describe_records(api, settings.reporting_currency)
     register_error_handlers(app)
     return app
 

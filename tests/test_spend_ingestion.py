@@ -117,6 +117,21 @@ def test_a_start_and_end_date_cover_the_days_between_inclusive(api, db):
     assert stored(db)[0][4:] == (date(2024, 3, 1), date(2024, 3, 31))
 
 
+@pytest.mark.parametrize(
+    "days",
+    [
+        {"date": "0001-01-01"},
+        {"date": "9999-12-31"},
+        {"start_date": "0001-01-01", "end_date": "0001-01-03"},
+    ],
+)
+def test_spend_on_the_first_and_last_days_of_the_calendar_is_stored(api, db, days):
+    # Found by schemathesis: the change log's margin of a day ran off the calendar (500).
+    record = spend(id="edge")
+    del record["date"]
+    assert api.post(PATH, [{**record, **days}]).json == counts(created=1)
+
+
 def test_neither_date_nor_range_is_refused_naming_date(api, db):
     response = api.post(PATH, [spend(date=None)])
     assert refused(response) == [(0, "date")]

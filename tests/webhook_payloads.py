@@ -45,7 +45,7 @@ def base64_hmac(secret: str, body: bytes) -> str:
     return base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
 
 
-def standard_entry(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
+def standard_entry(secret: str, message_id: str, timestamp: int | str, body: bytes) -> str:
     """One Standard Webhooks `v1,<base64>` entry; the key is the base64-decoded secret."""
     encoded = secret.removeprefix("whsec_")
     key = base64.b64decode(encoded + "=" * (-len(encoded) % 4))

@@ -9,10 +9,14 @@ from flask import Blueprint, Flask
 from flask_smorest import Api
 from flask_smorest.utils import prepare_response
 from swagger_ui_bundle import swagger_ui_path
+from werkzeug.routing import PathConverter, UnicodeConverter
 
 from service.api.security import RATE_LIMITED_HEADERS, SECURITY_SCHEME
 from service.errors import PROBLEM_CONTENT_TYPE, render_http_exception
+from service.money import currency_exponent
 from service.schemas.problems import Problem
+from service.schemas.records import ATTRIBUTE_NAME, SPEND_DAYS
+from service.schemas.rules import STORABLE_PATTERN, amount, trimmed_code
 
 API_SETTINGS: dict[str, Any] = {
     "API_TITLE": "customer-metrics",
@@ -90,8 +94,30 @@ def make_api(app: Flask) -> ServiceApi:
     app.config.update(API_SETTINGS)
     app.register_blueprint(swagger_ui_assets)
     api = ServiceApi(app)
+    # Path parameters follow the rule every parameter does (service.api.parameters).
+    for converter in (UnicodeConverter, PathConverter):
+        api.register_converter(converter, _storable_path_text)
     api.spec.components.security_scheme("ApiKey", SECURITY_SCHEME)
     for name, header, how in WEBHOOK_SIGNATURES:
         scheme = {"type": "apiKey", "in": "header", "name": header, "description": how}
         api.spec.components.security_scheme(name, scheme)
     return api
+
+
+def _storable_path_text(_: Any) -> dict[str, Any]:
+    return {"type": "string", "minLength": 1, "pattern": STORABLE_PATTERN}
+
+
+def describe_records(api: ServiceApi, reporting_currency: str) -> None:
+    """What marshmallow metadata cannot carry into the record schemas: the one currency
+    taken and its places, spend's choice of days, the attribute names' rule.
+    Call it once the blueprints are registered."""
+    schemas = api.spec.components.schemas
+    exponent = currency_exponent(reporting_currency) or 0
+    for name, amounts in (("OrderIn", ("total", "refunded")), ("SpendIn", ("amount",))):
+        properties = schemas[name]["properties"]
+        properties["currency"]["pattern"] = trimmed_code([reporting_currency])
+        for field in amounts:
+            properties[field].update(amount(exponent, nullable=field == "refunded"))
+    schemas["SpendIn"].update(SPEND_DAYS)
+    schemas["CustomerIn"]["properties"]["attributes"]["propertyNames"] = ATTRIBUTE_NAME

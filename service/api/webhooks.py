@@ -25,7 +25,14 @@ from service.errors import MalformedBody, NotReady, Unauthenticated
 from service.extensions import database, delivery_mapper, sender_cache
 from service.models import DELIVERY_KEY_LENGTH, TOPIC_LENGTH
 from service.monitoring.instruments import DELIVERIES_RECEIVED
-from service.schemas.webhooks import DeliveryResult
+from service.schemas.webhooks import (
+    SHOPIFY_HEADERS,
+    STANDARD_HEADERS,
+    WOOCOMMERCE_HEADERS,
+    DeliveryResult,
+    delivery_body,
+    standard_envelope,
+)
 from service.secret_box import SecretUnreadable
 from service.webhooks.deliveries import Delivery, Outcome, store_delivery
 from service.webhooks.intake import (
@@ -53,11 +60,12 @@ WOOCOMMERCE_PING = re.compile(rb"webhook_id=[0-9]+")
 KEPT_HEADERS = ("HTTP_X_SHOPIFY_", "HTTP_X_WC_WEBHOOK_", "HTTP_WEBHOOK_")
 
 
-def _documented(scheme: str) -> Any:
-    """The signature check, documented as the security requirement it is."""
+def _documented(scheme: str, headers: list[dict[str, Any]], body: dict[str, Any]) -> Any:
+    """The signature check, documented as the security requirement it is; the headers the
+    view requires and the body a sender sends."""
 
     def decorate(view: Any) -> Any:
-        view = blp.doc(security=[{scheme: []}])(view)
+        view = blp.doc(security=[{scheme: []}], parameters=headers, requestBody=body)(view)
         view = blp.response(200, DeliveryResult)(view)
         for status, name in (
             (400, "BAD_REQUEST"),
@@ -72,7 +80,9 @@ def _documented(scheme: str) -> Any:
 
 
 @blp.post("/shopify")
-@_documented("ShopifyHmac")
+@_documented(
+    "ShopifyHmac", SHOPIFY_HEADERS, delivery_body("The resource of the topic, as Shopify sends it.")
+)
 def shopify() -> dict[str, Any]:
     """A Shopify delivery (orders/*, customers/*, customers/redact, refunds/create)
 
@@ -97,7 +107,11 @@ def shopify() -> dict[str, Any]:
 
 
 @blp.post("/woocommerce")
-@_documented("WooCommerceSignature")
+@_documented(
+    "WooCommerceSignature",
+    WOOCOMMERCE_HEADERS,
+    delivery_body("The resource of the topic, as WooCommerce sends it."),
+)
 def woocommerce() -> dict[str, Any]:
     """A WooCommerce delivery (order.*, customer.*), or the ping sent on webhook creation
 
@@ -125,7 +139,11 @@ def woocommerce() -> dict[str, Any]:
 
 
 @blp.post("/standard")
-@_documented("StandardWebhooksSignature")
+@_documented(
+    "StandardWebhooksSignature",
+    STANDARD_HEADERS,
+    delivery_body("A record in an envelope.", standard_envelope()),
+)
 def standard() -> dict[str, Any]:
     """A Standard Webhooks delivery: {"type": "customer|order|spend.upserted", "data": <record>}
 

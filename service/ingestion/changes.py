@@ -16,6 +16,7 @@ _PENDING, _PENDING_AT = "customer_metrics.pending_changes", "customer_metrics.pe
 # A calendar date in any time zone lies within this distance of the same date in UTC
 # (offsets run from -12:00 to +14:00).
 _ZONE_MARGIN = timedelta(days=1)
+_DAY = timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -33,14 +34,21 @@ class TimeSpan:
     @staticmethod
     def of_dates(first: date, last: date) -> TimeSpan:
         """Every instant of these calendar dates, in whatever time zone they are read."""
-        start = datetime.combine(first, time(), UTC) - _ZONE_MARGIN
-        end = datetime.combine(last + timedelta(days=1), time(), UTC) + _ZONE_MARGIN
-        return TimeSpan(start, end)
+        return TimeSpan(_midnight(first, -_ZONE_MARGIN), _midnight(last, _ZONE_MARGIN + _DAY))
 
     def union(self, other: TimeSpan | None) -> TimeSpan:
         if other is None:
             return self
         return TimeSpan(min(self.first, other.first), max(self.last, other.last))
+
+
+def _midnight(day: date, shift: timedelta) -> datetime:
+    """Midnight UTC of `day`, shifted; held at the calendar's ends (0001-01-01, 9999-12-31)."""
+    try:
+        return datetime.combine(day + shift, time(), UTC)
+    except OverflowError:
+        end = datetime.min.replace(tzinfo=UTC) if shift < timedelta(0) else None
+        return end or datetime.max.replace(tzinfo=UTC)
 
 
 # For changes made around the log (a bulk load, a restore): every period is stale.

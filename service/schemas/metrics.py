@@ -11,7 +11,12 @@ from service.metrics.periods import INTERVALS
 from service.metrics.query import DEFAULT_WINDOW_DAYS, MAX_PERIODS, MAX_WINDOW_DAYS, MIN_WINDOW_DAYS
 from service.metrics.zones import is_zone_name
 from service.schemas.numbers import WholeNumber
+from service.schemas.rules import CHANNEL_PATTERN, COUNTRY_PATTERN, STORABLE_PATTERN
 
+# Years EARLIEST_DAY to LATEST_DAY (1000 to 9998), so that a period and its window fit.
+REPORT_DAY_PATTERN = r"^(?:[1-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])-[0-9]{2}-[0-9]{2}$"
+# The shape of a tz database name (Area/Location, Etc/GMT+1, UTC); the database decides.
+ZONE_NAME_PATTERN = r"^[A-Za-z0-9_+-]+(?:/[A-Za-z0-9_+-]+)*$"
 _FULL_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _RATIO = "A JSON number rounded half-even to 6 places; null when its denominator is 0."
 _MONEY = "Decimal string rounded half-even to 2 places; null when its denominator is 0."
@@ -33,23 +38,46 @@ class CalendarDate(fields.Date):
 
 
 class SummaryArgs(Schema):
-    start = CalendarDate(required=True, metadata={"description": "First calendar day (in `tz`)."})
+    start = CalendarDate(
+        required=True,
+        metadata={"description": "First calendar day (in `tz`).", "pattern": REPORT_DAY_PATTERN},
+    )
     end = CalendarDate(
-        required=True, metadata={"description": "Last calendar day (in `tz`), included."}
+        required=True,
+        metadata={
+            "description": "Last calendar day (in `tz`), included; not before `start`.",
+            "pattern": REPORT_DAY_PATTERN,
+        },
     )
     tz = fields.String(
         load_default="UTC",
         validate=_known_zone,
-        metadata={"description": "IANA time zone name, e.g. Europe/Warsaw."},
+        metadata={
+            "description": "IANA time zone name, e.g. Europe/Warsaw (422 for a name that the "
+            "time zone database does not have).",
+            "pattern": ZONE_NAME_PATTERN,
+        },
     )
     churn_window_days = WholeNumber(
         load_default=DEFAULT_WINDOW_DAYS,
         validate=validate.Range(MIN_WINDOW_DAYS, MAX_WINDOW_DAYS),
         metadata={"description": "W: a customer is active at t with a counted order in [t-W, t)."},
     )
-    channel = fields.String(metadata={"description": "Only customers of this acquisition channel."})
-    country = fields.String(metadata={"description": "Only customers of this country (ISO 3166)."})
-    source = fields.String(metadata={"description": "Only customers of this source."})
+    channel = fields.String(
+        metadata={
+            "description": "Only customers of this acquisition channel (trimmed, any case).",
+            "pattern": CHANNEL_PATTERN,
+        }
+    )
+    country = fields.String(
+        metadata={
+            "description": "Only customers of this country (ISO 3166-1 alpha-2, any case).",
+            "pattern": COUNTRY_PATTERN,
+        }
+    )
+    source = fields.String(
+        metadata={"description": "Only customers of this source.", "pattern": STORABLE_PATTERN}
+    )
 
     @validates_schema
     def _end_not_before_start(self, data: dict[str, Any], **_: Any) -> None:
