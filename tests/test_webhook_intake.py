@@ -295,3 +295,42 @@ def test_an_unreadable_body_stored_before_the_intake_refused_it_fails_with_its_r
         "status": "failed",
         "detail": "the body is JSON this service cannot read (nesting or a number too large)",
     }
+
+
+# --- found by review: bodies the checks above must not miss --------------------------------
+
+
+@pytest.mark.parametrize("kind", SENDS)
+def test_a_signed_body_with_an_integer_too_long_for_python_is_refused(
+    client: FlaskClient, db: Database, senders: None, kind: str
+) -> None:
+    # Valid JSON; Python refuses to convert integers of more than 4300 digits.
+    response = SENDS[kind](client, b'{"id": 1, "total": ' + b"9" * 5000 + b"}")
+
+    assert response.status_code == 400, response.get_data(as_text=True)
+    assert delivery_count(db) == 0
+
+
+@pytest.mark.parametrize("kind", SENDS)
+@pytest.mark.parametrize("depth", [1, 500])
+def test_a_signed_body_in_utf16_is_not_json_to_the_service(
+    client: FlaskClient, db: Database, senders: None, kind: str, depth: int
+) -> None:
+    # JSON is UTF-8 (RFC 8259). json.loads would read this UTF-16 text, whose U+225B has a
+    # '"' byte that hid every bracket after it from the nesting scan.
+    body = ("[" * depth + '"\u225b"' + "]" * depth).encode("utf-16-le")
+
+    response = SENDS[kind](client, body)
+
+    accepted(response, "failed")  # kept as received, with its reason
+    assert "not JSON" in mapped_outcome(db, response.json["delivery_id"])["detail"]
+
+
+@pytest.mark.parametrize("kind", ["\u0000", "order\u0000.upserted", "\ud800"])
+def test_a_standard_type_the_databases_cannot_store_is_refused(
+    client: FlaskClient, db: Database, senders: None, kind: str
+) -> None:
+    body = json.dumps({"type": kind, "data": order("o-1")}).encode()
+
+    assert_bad_request(post_standard(client, body, "msg_1"), "type", "body")
+    assert delivery_count(db) == 0

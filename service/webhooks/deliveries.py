@@ -154,6 +154,8 @@ def changes_of(
         raise MappingFailed(
             "the body is JSON this service cannot read (nesting or a number too large)"
         ) from None
+    except ValueError as unreadable:
+        raise MappingFailed(f"the body is not JSON in UTF-8: {unreadable}") from None
     changes = MAPPERS[kind](topic, payload, record_source)
     if changes.ignored is not None:
         return changes.ignored

@@ -20,6 +20,7 @@ from typing import Any
 from service.errors import MalformedBody
 from service.jsonio import loads_exact
 from service.models import DELIVERY_KEY_LENGTH, TOPIC_LENGTH
+from service.text import storable
 
 # Platform payloads nest 6 to 8 levels (order → line_items → tax_lines → price_set → ...).
 MAX_NESTING = 64
@@ -52,7 +53,7 @@ def readable_payload(body: bytes) -> Any:
     """The body's JSON, or NOT_JSON; a 400 for JSON nested past MAX_NESTING or unreadable."""
     try:
         payload = loads_exact(body)
-    except ValueError:  # not JSON, or not UTF-8
+    except ValueError:  # not JSON (UTF-8 only, so the scan below reads what was parsed)
         return NOT_JSON
     except (RecursionError, ArithmeticError):  # deeper than Python parses; a number too large
         too_deep = True
@@ -85,4 +86,11 @@ def standard_type(payload: Any) -> str:
     kind = payload.get("type") if isinstance(payload, dict) else None
     if not isinstance(kind, str):
         return "(no type)"
+    try:
+        storable(kind)  # the topic is stored: both databases must be able to
+    except ValueError as refused:
+        raise MalformedBody(
+            f"The body's type {refused}. Nothing was stored.",
+            errors=[{"field": "type", "in": "body", "message": str(refused)}],
+        ) from None
     return fitting(kind, TOPIC_LENGTH, "type", "body")
