@@ -34,14 +34,19 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 # One statement, whoever holds the row: a key's first request creates it (and is
 # allowed), every later one moves `free_at_ns` on if the burst has room, or leaves it.
-_START = "CASE WHEN api_key_rates.free_at_ns > :now THEN api_key_rates.free_at_ns ELSE :now END"
-_ROOM = f"{_START} - :now <= :period - :spacing"
+# The stored instant is never taken as more than a minute ahead: after a clock that
+# stepped back (or a worker whose clock is behind) a key waits one slot, not the step.
+_START = """CASE
+      WHEN api_key_rates.free_at_ns > :now + :period THEN :now + :period
+      WHEN api_key_rates.free_at_ns > :now THEN api_key_rates.free_at_ns
+      ELSE :now END"""
+_ROOM = f"({_START}) - :now <= :period - :spacing"
 _TAKE = text(
     f"""
     INSERT INTO api_key_rates (key_pk, free_at_ns, allowed)
     VALUES (:key_pk, :now + :spacing, true)
     ON CONFLICT (key_pk) DO UPDATE SET
-      free_at_ns = CASE WHEN {_ROOM} THEN {_START} + :spacing ELSE api_key_rates.free_at_ns END,
+      free_at_ns = CASE WHEN {_ROOM} THEN ({_START}) + :spacing ELSE ({_START}) END,
       allowed = {_ROOM}
     RETURNING free_at_ns, allowed
     """

@@ -96,6 +96,15 @@ def test_refused_requests_do_not_use_up_the_limit(db: Database) -> None:
     assert allowed_in_a_row(db, key_pk, 2, T0 + timedelta(seconds=30), 2) == 1
 
 
+def test_a_clock_stepping_back_costs_a_key_one_slot_not_the_step(db: Database) -> None:
+    key_pk, _ = new_key(db, 600)  # one slot every 0.1 s
+    assert allowed_in_a_row(db, key_pk, 600, T0, 1) == 1
+
+    earlier = T0 - timedelta(hours=1)  # the clock stepped back an hour (found by review)
+    assert decision_at(db, key_pk, 600, earlier) == (False, 1)
+    assert allowed_in_a_row(db, key_pk, 600, earlier + timedelta(seconds=0.1), 1) == 1
+
+
 def test_each_key_has_its_own_limit(db: Database) -> None:
     busy, _ = new_key(db, 3, "busy")
     quiet, _ = new_key(db, 3, "quiet")
