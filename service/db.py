@@ -156,6 +156,18 @@ class Database:
                 yield connection
 
     @contextmanager
+    def looking_up(self) -> Iterator[Session]:
+        """A session that only reads and needs no snapshot across statements (a key, a page).
+
+        On SQLite it does not take the write lock (a plain session's BEGIN IMMEDIATE
+        would wait behind every writer); on PostgreSQL it costs nothing extra.
+        """
+        with self.sessions() as session:
+            if self.engine.dialect.name == "sqlite":
+                session.connection(execution_options={"read_only": True})
+            yield session
+
+    @contextmanager
     def reading(self) -> Iterator[Session]:
         """A session whose statements all see one snapshot of the data; it writes nothing."""
         with self.sessions() as session:

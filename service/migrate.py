@@ -61,5 +61,6 @@ def is_at_head(engine: Engine) -> bool:
     from alembic.runtime.migration import MigrationContext
 
     with engine.connect() as connection:
+        connection.execution_options(read_only=True)  # SQLite: no write lock (service/db.py)
         current = MigrationContext.configure(connection).get_current_heads()
     return frozenset(current) == head_revisions()

@@ -45,7 +45,7 @@ def upsert_customers() -> dict[str, int]:
 @blp.response(200, CustomerPage, headers=LINK_HEADER)
 def list_customers(limit: int, cursor: str | None = None, source: str | None = None) -> Any:
     """List customers, oldest first, with cursor pagination (Link: rel="next")"""
-    with database().sessions() as session:
+    with database().looking_up() as session:
         items, after = stored_records.list_customers(session, decode_cursor(cursor), limit, source)
     return page(items, after)
 
@@ -56,7 +56,7 @@ def list_customers(limit: int, cursor: str | None = None, source: str | None = N
 @blp.alt_response(404, response="NOT_FOUND")
 def get_customer(source: str, customer_id: str) -> dict[str, Any]:
     """Read back one customer"""
-    with database().sessions() as session:
+    with database().looking_up() as session:
         found = stored_records.get_customer(session, source, customer_id)
     if found is None:
         raise NotFound(f"No customer {customer_id!r} in source {source!r}.")

@@ -49,7 +49,7 @@ def readyz() -> dict[str, Any]:
     try:
         ready = is_at_head(database().engine)
         if ready:
-            with database().sessions() as session:
+            with database().looking_up() as session:
                 lag = oldest_unmapped_seconds(session, datetime.now(UTC))
     except SQLAlchemyError as exc:
         raise NotReady(f"The database is unreachable: {type(exc).__name__}.") from None

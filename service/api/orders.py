@@ -48,7 +48,7 @@ def list_orders(
     customer_id: str | None = None,
 ) -> Any:
     """List orders, oldest first, with cursor pagination (Link: rel="next")"""
-    with database().sessions() as session:
+    with database().looking_up() as session:
         items, after = stored_records.list_orders(
             session, decode_cursor(cursor), limit, source, customer_id
         )
@@ -61,7 +61,7 @@ def list_orders(
 @blp.alt_response(404, response="NOT_FOUND")
 def get_order(source: str, order_id: str) -> dict[str, Any]:
     """Read back one order"""
-    with database().sessions() as session:
+    with database().looking_up() as session:
         found = stored_records.get_order(session, source, order_id)
     if found is None:
         raise NotFound(f"No order {order_id!r} in source {source!r}.")

@@ -32,7 +32,7 @@ def protected(blp: Blueprint, scope: str) -> Callable[[F], F]:
     def decorate(view: F) -> F:
         @wraps(view)
         def check_then_call(*args: Any, **kwargs: Any) -> Any:
-            with database().sessions() as session:
+            with database().looking_up() as session:
                 key = authorize(session, scope)
             _within_rate_limit(key)
             return view(*args, **kwargs)

@@ -46,6 +46,6 @@ def upsert_spend() -> dict[str, int]:
 @blp.response(200, SpendPage, headers=LINK_HEADER)
 def list_spend(limit: int, cursor: str | None = None) -> Any:
     """List spend records, oldest first, with cursor pagination"""
-    with database().sessions() as session:
+    with database().looking_up() as session:
         items, after = stored_records.list_spend(session, decode_cursor(cursor), limit)
     return page(items, after)

@@ -32,7 +32,7 @@ class DatabaseState(Collector):
             "1 if the database answered this scrape's queries, else 0 (and no figures from it).",
         )
         try:
-            with self._database.sessions() as session:
+            with self._database.looking_up() as session:
                 backlog = unmapped_backlog(session, self._clock())
                 failed = failed_deliveries(session)
                 queued = session.scalar(select(func.count()).select_from(StaleHistory)) or 0
