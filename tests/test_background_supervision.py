@@ -62,7 +62,9 @@ def _wait_for_new_background_process(master: int, not_this: int | None, why: str
         time.sleep(0.05)
 
 
-def _start(tmp_path: Path, database_url: str) -> tuple[str, subprocess.Popen[str]]:
+def _start(
+    tmp_path: Path, database_url: str, new_session: bool = False
+) -> tuple[str, subprocess.Popen[str]]:
     port = _free_port()
     env = {
         **os.environ,
@@ -76,7 +78,13 @@ def _start(tmp_path: Path, database_url: str) -> tuple[str, subprocess.Popen[str
     env.pop("WEBHOOK_MAPPER", None)
     with (tmp_path / "serve.log").open("a") as log:
         process = subprocess.Popen(
-            SERVE, cwd=tmp_path, env=env, stderr=log, stdout=subprocess.DEVNULL, text=True
+            SERVE,
+            cwd=tmp_path,
+            env=env,
+            stderr=log,
+            stdout=subprocess.DEVNULL,
+            text=True,
+            start_new_session=new_session,
         )
     return f"http://127.0.0.1:{port}", process
 
@@ -135,3 +143,28 @@ def test_the_background_process_comes_back_after_every_kill_on_every_start(
         finally:
             process.send_signal(signal.SIGTERM)
             process.wait(timeout=30)
+
+
+def test_a_signal_to_the_whole_process_group_stops_the_server_without_a_restart(
+    tmp_path, db, database_url
+):
+    """systemd, Ctrl-C and `kill -- -PGID` signal every process of the group at once:
+    the background process must stop with the master, not be restarted as a crash."""
+    base, process = _start(tmp_path, database_url, new_session=True)
+    try:
+        _wait_until_answering(base, process)
+        background = _wait_for_new_background_process(process.pid, None, "no background")
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
+
+    log = (tmp_path / "serve.log").read_text()
+    assert "starting another" not in log, log[-2000:]
+    assert not Path(f"/proc/{background}").exists() or _is_zombie(background)
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True

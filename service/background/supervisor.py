@@ -112,7 +112,11 @@ def spawn(command: Sequence[str]) -> Child:
     # The master's listening sockets are inheritable (for gunicorn's re-exec); the
     # worker must not hold the port open.
     close = [(os.POSIX_SPAWN_CLOSE, fd) for fd in _open_fds() if fd > 2 and _inheritable(fd)]
-    pid = os.posix_spawn(command[0], list(command), dict(os.environ), file_actions=close)
+    # Its own process group: a signal to the server's group (systemd, Ctrl-C) is the
+    # master's to pass on in on_exit, not a crash to restart the worker after.
+    pid = os.posix_spawn(
+        command[0], list(command), dict(os.environ), file_actions=close, setpgroup=0
+    )
     return Child(pid)
 
 
