@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, delete, false, func, select, update
+from sqlalchemy import CompoundSelect, Select, delete, false, func, select, update
 from sqlalchemy.orm import Session
 
 from service.config import Settings
@@ -84,7 +84,7 @@ def prune(
             return PruneResult(
                 cutoff,
                 _count(session, _settled_before(cutoff)),
-                _count(session, _tombstones_before(dedup_cutoff)),
+                _count(session, _due_tombstones(cutoff, dedup_cutoff)),
                 _count(session, select(DataChange.version).where(DataChange.version < floor)),
                 _count(session, select(StoredReport.version).where(StoredReport.version < floor)),
             )
@@ -118,6 +118,17 @@ def _tombstones_before(cutoff: datetime | None) -> Select[Any]:
         return select(WebhookDelivery.pk).where(false())
     return select(WebhookDelivery.pk).where(
         WebhookDelivery.received_at < cutoff, WebhookDelivery.status == PRUNED
+    )
+
+
+def _due_tombstones(
+    cutoff: datetime, dedup_cutoff: datetime | None
+) -> Select[Any] | CompoundSelect[Any]:
+    """The tombstones a prune would delete: those there are, and those it makes first."""
+    if dedup_cutoff is None:
+        return _tombstones_before(None)
+    return _tombstones_before(dedup_cutoff).union_all(
+        _settled_before(cutoff).where(WebhookDelivery.received_at < dedup_cutoff)
     )
 
 
@@ -188,5 +199,5 @@ def _in_batches(  # type: ignore[no-untyped-def]
             return total, False
 
 
-def _count(session: Session, query: Select[Any]) -> int:
+def _count(session: Session, query: Select[Any] | CompoundSelect[Any]) -> int:
     return int(session.scalar(select(func.count()).select_from(query.subquery())) or 0)

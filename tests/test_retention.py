@@ -128,7 +128,10 @@ def test_tombstones_past_dedup_retention_go_and_a_resend_after_that_is_new(
     age_deliveries(db, old, days=366)
     age_deliveries(db, recent, days=40)
 
+    counted = prune(db, settings, datetime.now(UTC), dry_run=True)
     result = prune(db, settings, datetime.now(UTC))
+
+    assert (counted.bodies, counted.tombstones) == (2, 1)
 
     assert (result.bodies, result.tombstones) == (2, 1)
     assert deliveries_by_status(db) == {"pruned": 1}
