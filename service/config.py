@@ -73,6 +73,9 @@ class Settings:
     # Settled webhook deliveries and change-log entries older than this many days are
     # pruned (service/retention.py); 0 keeps them forever.
     retention_days: int = 30
+    # A pruned delivery's identity (its tombstone) is kept this many days from its
+    # arrival, so that a resend is still a duplicate; 0 keeps tombstones forever.
+    dedup_retention_days: int = 365
     # Requests a minute for API keys without a limit of their own; None: no limit.
     default_rate_limit: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -93,6 +96,12 @@ class Settings:
                 f"RETENTION_DAYS must be 0 (keep forever) or at least {MIN_RETENTION_DAYS}: "
                 "senders retry deliveries for up to 2 days, and a retry must find its copy"
             )
+        dedup_retention_days = _int_env(env, "DEDUP_RETENTION_DAYS", cls.dedup_retention_days)
+        if dedup_retention_days and dedup_retention_days < max(retention_days, MIN_RETENTION_DAYS):
+            raise ConfigError(
+                "DEDUP_RETENTION_DAYS must be 0 (keep forever) or at least RETENTION_DAYS "
+                f"({retention_days}): a pruned delivery must still be known as a duplicate"
+            )
         return cls(
             database_url=env.get("DATABASE_URL") or cls.database_url,
             reporting_currency=currency,
@@ -108,5 +117,6 @@ class Settings:
             ),
             secrets_key=env.get("SECRETS_KEY") or None,
             retention_days=retention_days,
+            dedup_retention_days=dedup_retention_days,
             default_rate_limit=_rate_limit_env(env),
         )

@@ -48,8 +48,12 @@ def prune_past_retention() -> float | None:
     (service/retention.py) for a moment; 0 when more is due, to go on right after
     the next mapping."""
     result = prune(database(), settings(), datetime.now(UTC), budget_seconds=PRUNE_SECONDS)
-    if result.deliveries or result.changes:
-        counts = {"deliveries": result.deliveries, "changes": result.changes}
+    if result.bodies or result.tombstones or result.changes:
+        counts = {
+            "bodies": result.bodies,
+            "tombstones": result.tombstones,
+            "changes": result.changes,
+        }
         log.info("pruned past retention", extra={"pruned": counts})
     return None if result.complete else 0.0
 

@@ -18,8 +18,9 @@ from service.retention import prune
 def prune_command(dry_run: bool) -> None:
     """Delete what RETENTION_DAYS no longer keeps (`customer-metrics worker` does it too).
 
-    Mapped webhook deliveries and change-log entries older than the retention go;
-    failed and unmapped deliveries stay until replayed.
+    Mapped webhook deliveries older than the retention lose their body and headers
+    (a tombstone stays for de-duplication until DEDUP_RETENTION_DAYS), change-log
+    entries go; failed and unmapped deliveries stay until replayed.
     """
     started = time.monotonic()
     result = prune(database(), settings(), datetime.now(UTC), dry_run=dry_run)
@@ -28,7 +29,8 @@ def prune_command(dry_run: bool) -> None:
         return
     verb = "would delete" if dry_run else "deleted"
     click.echo(
-        f"{verb}: {result.deliveries} webhook deliveries, {result.changes} change-log "
-        f"entries, {result.reports} stored reports (older than {result.cutoff:%Y-%m-%d %H:%M} "
-        f"UTC) in {time.monotonic() - started:.1f} s"
+        f"{verb}: {result.bodies} webhook delivery bodies (tombstones kept), "
+        f"{result.tombstones} delivery tombstones, {result.changes} change-log entries, "
+        f"{result.reports} stored reports (older than {result.cutoff:%Y-%m-%d %H:%M} UTC) "
+        f"in {time.monotonic() - started:.1f} s"
     )

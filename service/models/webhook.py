@@ -23,7 +23,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 from service.db import Base, BigIntPK, UTCDateTime
 
 WEBHOOK_KINDS = ("shopify", "woocommerce", "standard")
-DELIVERY_STATUSES = ("received", "processed", "ignored", "failed")
+# "pruned": a tombstone, body and headers dropped past retention (service/retention.py).
+DELIVERY_STATUSES = ("received", "processed", "ignored", "failed", "pruned")
 # Column widths of a delivery's identity: what does not fit is refused, never cut.
 DELIVERY_KEY_LENGTH = 255
 TOPIC_LENGTH = 255
@@ -66,6 +67,7 @@ class WebhookSecret(Base):
 
 
 UNSETTLED = text("status IN ('received', 'failed')")
+SETTLED = text("status IN ('processed', 'ignored')")
 
 
 class WebhookDelivery(Base):
@@ -82,8 +84,15 @@ class WebhookDelivery(Base):
             postgresql_where=UNSETTLED,
             sqlite_where=UNSETTLED,
         ),
-        # Pruning (service/retention.py) takes the oldest first.
+        # Pruning (service/retention.py) takes the oldest first: tombstones by the
+        # first, bodies by the second, which does not walk past a year of tombstones.
         Index("ix_webhook_deliveries_received_at", "received_at"),
+        Index(
+            "ix_webhook_deliveries_settled_received_at",
+            "received_at",
+            postgresql_where=SETTLED,
+            sqlite_where=SETTLED,
+        ),
     )
 
     pk: Mapped[int] = mapped_column(BigIntPK, primary_key=True)

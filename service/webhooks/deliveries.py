@@ -135,6 +135,13 @@ def replay_delivery(
         delivery = session.get(WebhookDelivery, delivery_pk)
         if delivery is None:
             return Outcome(delivery_pk, "failed", f"no delivery {delivery_pk}")
+        if delivery.status == "pruned":
+            return Outcome(
+                delivery_pk,
+                "failed",
+                f"delivery {delivery_pk} was pruned (RETENTION_DAYS): its body is gone, "
+                "only its identity is kept to recognise a resend",
+            )
         source = session.get(WebhookSource, delivery.source_pk)
         assert source is not None  # the foreign key holds
         status, detail = map_in_savepoint(
