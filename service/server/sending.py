@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import fcntl
 import socket
-from collections.abc import Iterator
-from contextlib import contextmanager
+import struct
+import termios
+from collections.abc import Callable
 from typing import Any
 
 
 class ResponseWriteTimeout(TimeoutError):
-    """The client took no more of the answer within the time allowed.
+    """The client took none of the answer within the time allowed.
 
     An OSError, as a failed write is: gthread passes those on without writing an
     error answer (or lingering) in the thread.
@@ -17,14 +19,16 @@ class ResponseWriteTimeout(TimeoutError):
 
 
 class ResponseSocket(socket.socket):
-    """A client connection whose every write must make progress within `write_timeout`.
+    """A client connection whose answers must make progress within `write_timeout`.
 
     gthread writes answers with blocking sendall/sendfile, so a client that asks for
     a big file and never reads it holds a thread for as long as it likes. The limit
-    is on progress, not on the whole answer: each wait for the client to take more
-    bytes is at most `write_timeout`, so a slow reader that keeps reading still gets
-    a big file. (socket.sendfile waits like that between chunks; sendall is redone
-    here with send, as its own timeout covers the whole call.)
+    is on progress, not on the whole answer: the client is dropped only when it has
+    taken (acknowledged) no byte at all for `write_timeout`, so a slow reader that
+    keeps reading still gets a big file. A timeout on the socket alone would not
+    say that: the kernel reports a full send buffer writable again only once a
+    third of it (up to megabytes) has drained, and sendall's timeout is for the
+    whole call.
     """
 
     __slots__ = ("write_timeout",)
@@ -38,27 +42,60 @@ class ResponseSocket(socket.socket):
         return made
 
     def sendall(self, data: Any, flags: int = 0) -> None:
-        with self._progress_limited():
-            view = memoryview(data).cast("B")
-            while view:
-                view = view[self.send(view, flags) :]
+        view = memoryview(data).cast("B")
+        sent = 0
+
+        def send_rest() -> int:
+            nonlocal sent
+            while sent < len(view):
+                sent += self.send(view[sent:], flags)
+            return sent
+
+        self._while_progressing(send_rest, lambda: sent)
 
     def sendfile(self, file: Any, offset: int = 0, count: int | None = None) -> int:
-        with self._progress_limited():
-            return super().sendfile(file, offset, count)
+        start = file.tell() if offset is None else offset
+        sent = 0
 
-    @contextmanager
-    def _progress_limited(self) -> Iterator[None]:
+        def send_rest() -> int:
+            nonlocal sent
+            if count is not None and sent >= count:
+                return sent
+            rest = None if count is None else count - sent
+            try:
+                sent += super(ResponseSocket, self).sendfile(file, start + sent, rest)
+            except TimeoutError:
+                sent = file.tell() - start  # socket.sendfile leaves the file past what it sent
+                raise
+            return sent
+
+        return self._while_progressing(send_rest, lambda: sent)
+
+    def _while_progressing(self, send: Callable[[], int], sent: Callable[[], int]) -> int:
+        """Run `send` again after each timeout as long as the client took some bytes."""
         previous = self.gettimeout()
-        if previous is not None:  # a caller's own timeout (gunicorn's non-blocking writes)
-            yield
-            return
+        if previous is not None:  # a caller's own mode (gunicorn's non-blocking writes)
+            return send()
         self.settimeout(self.write_timeout)
         try:
-            yield
-        except TimeoutError:
-            raise ResponseWriteTimeout(
-                f"the client took no part of the answer for {self.write_timeout:g} s"
-            ) from None
+            taken = self._taken(sent())
+            while True:
+                try:
+                    return send()
+                except TimeoutError:
+                    now = self._taken(sent())
+                    if taken is None or now is None or now <= taken:
+                        raise ResponseWriteTimeout(
+                            f"the client took none of the answer for {self.write_timeout:g} s"
+                        ) from None
+                    taken = now
         finally:
             self.settimeout(previous)
+
+    def _taken(self, sent: int) -> int | None:
+        """Bytes of this write the client has acknowledged, if the system says (Linux)."""
+        try:
+            queued = fcntl.ioctl(self.fileno(), termios.TIOCOUTQ, b"\0\0\0\0")  # SIOCOUTQ
+        except OSError:
+            return None
+        return sent - int(struct.unpack("i", queued)[0])
