@@ -186,7 +186,7 @@ def test_a_slow_reader_that_keeps_reading_gets_the_whole_big_file(server):
             piece = sock.recv(32768)
             assert piece, f"closed after {received} bytes"
             received += len(piece)
-            time.sleep(0.01)
+            time.sleep(0.004)
         assert time.monotonic() - started > READ_TIMEOUT
 
 
