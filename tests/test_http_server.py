@@ -137,6 +137,16 @@ def test_clients_queued_behind_slow_ones_get_only_what_is_left_of_their_time(ser
             sock.close()
 
 
+def test_a_new_connection_gets_its_time_from_when_it_was_accepted(server):
+    # gthread waits up to 5 s for a first byte before reading; that wait counts.
+    with server.connect() as sock:
+        opened = time.monotonic()
+        time.sleep(READ_TIMEOUT - 0.5)
+        sock.sendall(request("POST", "/v1/webhooks/shopify", _shopify_headers(1000)) + b"{")
+        assert answer(sock).status == 408
+        assert time.monotonic() - opened < READ_TIMEOUT + 1
+
+
 def test_a_kept_alive_request_gets_its_time_from_its_first_byte_not_the_last_answer(server):
     with server.connect() as sock:
         sock.sendall(request("GET", "/healthz", {}))

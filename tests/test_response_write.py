@@ -31,7 +31,7 @@ def connection() -> Iterator[tuple[ResponseSocket, socket.socket]]:
 def test_a_client_that_reads_nothing_is_dropped_after_the_limit(connection):
     server, _client = connection
     started = time.monotonic()
-    with pytest.raises(ResponseWriteTimeout, match="none of the answer for 0.5 s"):
+    with pytest.raises(ResponseWriteTimeout, match=r"none of the answer for 0\.5 s"):
         server.sendall(b"x" * BIG)
     assert time.monotonic() - started < 10 * LIMIT
     assert server.gettimeout() is None  # blocking again, as gthread expects
