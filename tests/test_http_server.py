@@ -171,8 +171,10 @@ def _big_file_asker(server: Server, times: int) -> socket.socket:
 
 
 def test_clients_that_never_read_their_answers_are_dropped_and_free_the_threads(server):
-    # More answers than the kernel buffers between the two ends can hold, for each
-    # thread: each thread blocks writing until the client reads, which it never does.
+    # More answers than the kernel buffers between the two ends can hold: a thread
+    # writing to such a client blocks until it reads, which it never does. Each is
+    # dropped after READ_TIMEOUT without progress, so three per thread cost at most
+    # three timeouts; before, /healthz was never answered while they stayed.
     stalled = [_big_file_asker(server, times=6) for _ in range(3 * THREADS)]
     try:
         time.sleep(0.5)
