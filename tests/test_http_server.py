@@ -118,6 +118,90 @@ def test_slow_clients_holding_every_thread_do_not_freeze_the_service(server):
             sock.close()
 
 
+def test_clients_queued_behind_slow_ones_get_only_what_is_left_of_their_time(server):
+    # Three times as many slow clients as threads: if the time of each started only
+    # when a thread took it up, /healthz would wait three timeouts, not one.
+    slow = [_open_slow_delivery(server) for _ in range(3 * THREADS)]
+    try:
+        time.sleep(0.5)
+        started = time.monotonic()
+        with server.connect(timeout=4 * READ_TIMEOUT + 5) as sock:
+            sock.sendall(request("GET", "/healthz", {}))
+            assert answer(sock).status == 200
+        assert time.monotonic() - started < READ_TIMEOUT + 1.5
+        for sock in slow:  # each queued one was answered 408 at once when its turn came
+            sock.settimeout(2)
+            assert answer(sock).status == 408
+    finally:
+        for sock in slow:
+            sock.close()
+
+
+def test_a_new_connection_gets_its_time_from_when_it_was_accepted(server):
+    # gthread waits up to 5 s for a first byte before reading; that wait counts.
+    with server.connect() as sock:
+        opened = time.monotonic()
+        time.sleep(READ_TIMEOUT - 0.5)
+        sock.sendall(request("POST", "/v1/webhooks/shopify", _shopify_headers(1000)) + b"{")
+        assert answer(sock).status == 408
+        assert time.monotonic() - opened < READ_TIMEOUT + 1
+
+
+def test_a_kept_alive_request_gets_its_time_from_its_first_byte_not_the_last_answer(server):
+    with server.connect() as sock:
+        sock.sendall(request("GET", "/healthz", {}))
+        assert answer(sock).status == 200
+        time.sleep(READ_TIMEOUT - 0.5)  # idle, within gunicorn's 5 s keep-alive
+        started = time.monotonic()
+        sock.sendall(request("POST", "/v1/webhooks/shopify", _shopify_headers(1000)) + b"{")
+        assert answer(sock).status == 408
+        assert READ_TIMEOUT - 0.5 < time.monotonic() - started < READ_TIMEOUT + 2
+
+
+_BIG_FILE = "/docs/swagger-ui-bundle.js.map"  # 1.9 MB, written with sendfile
+
+
+def _big_file_asker(server: Server, times: int) -> socket.socket:
+    """A client with a tiny receive window that asks for the big file `times` times."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)
+    sock.connect((server.host, server.port))
+    sock.sendall(request("GET", _BIG_FILE, {}) * times)  # pipelined
+    return sock
+
+
+def test_clients_that_never_read_their_answers_are_dropped_and_free_the_threads(server):
+    # More answers than the kernel buffers between the two ends can hold: a thread
+    # writing to such a client blocks until it reads, which it never does. Each is
+    # dropped after READ_TIMEOUT without progress, so three per thread cost at most
+    # three timeouts; before, /healthz was never answered while they stayed.
+    stalled = [_big_file_asker(server, times=6) for _ in range(3 * THREADS)]
+    try:
+        time.sleep(0.5)
+        started = time.monotonic()
+        with server.connect(timeout=5 * READ_TIMEOUT + 5) as sock:
+            sock.sendall(request("GET", "/healthz", {}))
+            assert answer(sock).status == 200
+        assert time.monotonic() - started < 3 * READ_TIMEOUT + 4
+    finally:
+        for sock in stalled:
+            sock.close()
+
+
+def test_a_slow_reader_that_keeps_reading_gets_the_whole_big_file(server):
+    # The write limit is on progress: this answer takes longer than the limit in all.
+    with _big_file_asker(server, times=2) as sock:
+        sock.settimeout(READ_TIMEOUT * 3)
+        started = time.monotonic()
+        received = 0
+        while received < 2 * 1_900_000:
+            piece = sock.recv(32768)
+            assert piece, f"closed after {received} bytes"
+            received += len(piece)
+            time.sleep(0.004)
+        assert time.monotonic() - started > READ_TIMEOUT
+
+
 def test_clients_that_keep_a_closed_connection_open_do_not_stall_the_others(server):
     # The server closes after refusing a request, and lingers (RFC 9112 9.6) until the
     # client closes too; gthread did that in its event loop, one connection at a time.

@@ -68,3 +68,15 @@ def test_each_request_gets_the_whole_time_again_and_a_timeout_set_by_gunicorn_is
         reader.recv(10)
     assert not isinstance(raised.value, RequestReadTimeout)
     assert reader.gettimeout() == 0.05
+
+
+def test_a_request_that_waited_past_its_time_reads_what_came_and_then_times_out(sockets):
+    server, client = sockets
+    reader = DeadlineSocket(server, 5.0)
+    reader.start_request(since=time.monotonic() - 6)  # queued for a thread for 6 s
+    client.sendall(b"head")
+    assert reader.recv(10) == b"head"
+    started = time.monotonic()
+    with pytest.raises(RequestReadTimeout):
+        reader.recv(10)
+    assert time.monotonic() - started < 0.1

@@ -12,7 +12,8 @@ class RequestReadTimeout(Exception):
 
     def __init__(self, seconds: float):
         super().__init__(
-            f"all of it must arrive within {seconds:g} s of its first byte (REQUEST_READ_TIMEOUT)"
+            f"all of it must arrive within {seconds:g} s (REQUEST_READ_TIMEOUT) of the"
+            " connection opening, or on a kept-alive connection of its first byte"
         )
         self.seconds = seconds
 
@@ -23,7 +24,9 @@ class DeadlineSocket:
     gthread reads each request in one thread of a small pool and, left alone, waits
     as long as the client likes between bytes, so a few clients sending a byte now
     and then hold every thread. A timeout per read would not stop a client that
-    keeps trickling; the deadline covers the whole request.
+    keeps trickling; the deadline covers the whole request. It runs from when the
+    request could first be sent (see `start_request`), not from when a thread got
+    to it: time spent queued behind busy threads counts.
     """
 
     def __init__(self, sock: socket.socket, seconds: float):
@@ -31,9 +34,13 @@ class DeadlineSocket:
         self._seconds = seconds
         self._deadline = math.inf
 
-    def start_request(self) -> None:
-        """A request begins: all of it must arrive within the time allowed from now."""
-        self._deadline = time.monotonic() + self._seconds
+    def start_request(self, since: float | None = None) -> None:
+        """A request begins: all of it must arrive within the time allowed from `since`.
+
+        `since` is a time.monotonic() value (default: now); one already past the
+        time allowed leaves only the bytes already received to be read.
+        """
+        self._deadline = (time.monotonic() if since is None else since) + self._seconds
 
     def recv(self, size: int) -> bytes:
         # Past the deadline, bytes already received are still read (the app may have

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import errno
 import threading
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -19,17 +20,26 @@ from service.server.body import RequestBody, drain
 from service.server.deadline import DeadlineSocket
 from service.server.linger import Linger
 from service.server.problems import problem_for, problem_http_response
+from service.server.sending import ResponseSocket, ResponseWriteTimeout
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
 class _Connection(TConn):
-    """A client connection whose every request must arrive within the read timeout."""
+    """A client connection whose every request must arrive within the read timeout.
+
+    The time runs from `request_since`: the accept() for the first request, then when
+    the next one could start arriving (the socket became readable, or the previous
+    answer ended if the next request was already read ahead). Time spent queued for
+    a thread counts, so clients queued behind slow ones do not get the whole time
+    again each, and gthread's wait for a first byte counts too.
+    """
 
     def __init__(self, *args: Any, read_timeout: float, linger: Linger, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.read_timeout = read_timeout
         self.linger = linger
+        self.request_since = time.monotonic()
 
     def init(self) -> None:
         """gthread calls this before reading each request on the connection."""
@@ -39,7 +49,7 @@ class _Connection(TConn):
             return
         if not isinstance(unreader.sock, DeadlineSocket):
             unreader.sock = DeadlineSocket(unreader.sock, self.read_timeout)
-        unreader.sock.start_request()
+        unreader.sock.start_request(self.request_since)
 
     def close(self, graceful: bool = False) -> None:
         if graceful:  # not in gthread's event loop, which would wait up to 2 s here
@@ -49,10 +59,13 @@ class _Connection(TConn):
 
 
 class ServiceWorker(ThreadWorker):
-    """gunicorn's gthread worker with four changes, for clients on the open network.
+    """gunicorn's gthread worker with five changes, for clients on the open network.
 
-    - A request (headers and body) must arrive within REQUEST_READ_TIMEOUT of its
-      first byte, else 408 and close: slow clients cannot hold every thread.
+    - A request (headers and body) must arrive within REQUEST_READ_TIMEOUT of the
+      connection opening (of its first byte on a kept-alive connection), queueing
+      for a thread included, else 408 and close: slow clients cannot hold every thread.
+    - An answer must make progress: a client that takes none of it for
+      REQUEST_READ_TIMEOUT is dropped (service/server/sending.py).
     - After an answer given before the body was read (401, 413, ...), the rest of
       the body is read and dropped if it is within MAX_BODY_BYTES, else the answer
       says `Connection: close`: keep-alive is never promised and then broken.
@@ -83,6 +96,7 @@ class ServiceWorker(ThreadWorker):
                 raise
             return
         self.nr_conns += 1
+        client_sock = ResponseSocket.taking(client_sock, self.read_timeout)
         client_sock.setblocking(True)
         self.enqueue_req(
             _Connection(
@@ -95,10 +109,24 @@ class ServiceWorker(ThreadWorker):
             )
         )
 
+    def on_client_socket_readable(self, conn: Any, client: Any) -> None:
+        """A kept-alive connection's next request starts arriving: its time runs from now."""
+        conn.request_since = time.monotonic()
+        super().on_client_socket_readable(conn, client)
+
+    def handle(self, conn: Any) -> Any:
+        result = super().handle(conn)
+        if result is True:  # kept alive; a request read ahead has been arriving since now
+            conn.request_since = time.monotonic()
+        return result
+
     def handle_request(self, req: Any, conn: Any) -> bool:
         self._serving.request = req
         try:
             return bool(super().handle_request(req, conn))
+        except ResponseWriteTimeout as stalled:
+            self.log.warning("Dropped client ip=%s: %s", (conn.client or ("",))[0], stalled)
+            return False
         finally:
             self._serving.request = None
 
