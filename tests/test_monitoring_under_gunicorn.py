@@ -18,6 +18,7 @@ from tests.webhook_payloads import SHOP, SHOPIFY_SECRET, body_of, shopify_header
 from tests.webhook_support import add_sender
 
 PROBES = 40
+MAX_PROBES = 2000
 
 
 def _start(cwd: Path, given: dict[str, str]) -> tuple[str, subprocess.Popen[str]]:
@@ -66,6 +67,11 @@ def _scrape(base: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
     }
 
 
+def _answering(directory: Path) -> set[int]:
+    """The pids of the workers that have answered a request (their histogram files)."""
+    return {int(f.stem.split("_")[1]) for f in directory.glob("histogram_*.db")}
+
+
 def _probes_counted(samples: dict[tuple[str, frozenset[tuple[str, str]]], float]) -> float:
     labels = frozenset({"route": "/healthz", "method": "GET", "status": "200"}.items())
     return samples.get(("customer_metrics_http_request_duration_seconds_count", labels), 0.0)
@@ -80,9 +86,14 @@ def test_metrics_are_summed_over_two_workers_and_the_background_worker(tmp_path,
     base, process = _start(tmp_path, given)
     try:
         assert not (directory / "counter_1.db").exists(), "an earlier run's values were kept"
-        for _ in range(PROBES):  # a new connection each: both workers answer some
+        # A new connection each, until both workers have answered some: which worker
+        # accepts a connection is the kernel's choice, and under load one may take many.
+        probes = 0
+        while probes < PROBES or len(_answering(directory)) < 2:
+            assert probes < MAX_PROBES, f"one worker answered all {probes} probes"
             with urllib.request.urlopen(f"{base}/healthz", timeout=10) as response:
                 assert response.status == 200
+            probes += 1
         body = body_of(shopify_order(5151, guest=True))
         headers = shopify_headers("orders/create", body, "gunicorn-metrics-1")
         assert _post_webhook(f"{base}/v1/webhooks/shopify", body, headers)[0] == 200
@@ -91,10 +102,8 @@ def test_metrics_are_summed_over_two_workers_and_the_background_worker(tmp_path,
             assert time.monotonic() < deadline, "the delivery was not mapped"
             time.sleep(0.2)
 
-        answering = {int(f.stem.split("_")[1]) for f in directory.glob("histogram_*.db")}
-        assert len(answering) == 2, f"both workers should have answered: {answering}"
         scrapes = [_scrape(base) for _ in range(6)]  # answered by either worker
-        assert {_probes_counted(s) for s in scrapes} == {PROBES}
+        assert {_probes_counted(s) for s in scrapes} == {probes}
         processed = frozenset({"outcome": "processed"}.items())
         mapped = scrapes[-1][("customer_metrics_webhook_deliveries_mapped_total", processed)]
         assert mapped == 1  # counted by the background worker, a third process

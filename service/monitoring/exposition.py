@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import os
 from collections.abc import Iterable, Iterator
 
@@ -29,8 +30,32 @@ class _Together:
             yield from collector.collect()
 
 
+class _StartedFilesCollector(MultiProcessCollector):
+    """The processes' metric files, without one a process is creating at this instant.
+
+    prometheus-client creates a file empty and sizes it a moment later; reading it in
+    between fails the whole scrape (a 500). Its values are all zero until then.
+    """
+
+    def collect(self) -> Iterable[Metric]:
+        for _ in range(3):
+            files = [f for f in glob.glob(os.path.join(self._path, "*.db")) if _sized(f)]
+            try:
+                return self.merge(files)
+            except FileNotFoundError:  # a dead worker's file, removed while being read
+                continue
+        return self.merge([])
+
+
+def _sized(path: str) -> bool:
+    try:
+        return os.path.getsize(path) > 0
+    except OSError:  # a dead process's file, removed since it was listed
+        return False
+
+
 def scrape(database: Database) -> bytes:
     """The text exposition of every metric, summed over processes under gunicorn."""
     directory = os.environ.get(MULTIPROCESS_DIR)
-    counted = MultiProcessCollector(None, path=directory) if directory else REGISTRY
+    counted = _StartedFilesCollector(None, path=directory) if directory else REGISTRY
     return generate_latest(_Together([counted, DatabaseState(database)]))  # type: ignore[arg-type]
