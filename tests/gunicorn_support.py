@@ -9,13 +9,13 @@ import signal
 import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from tests.test_serve import _wait_until_ready
 
 SERVE = [sys.executable, "-c", "from service.cli import main; main()", "serve"]
 KEY = "cm_bootstrap-key-for-tests-0123456789"
@@ -76,19 +76,6 @@ def serving(cwd: Path, env: dict[str, str], port: int | None = None) -> Iterator
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=10)
-
-
-def _wait_until_ready(base: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        assert process.poll() is None, "serve exited early"
-        try:
-            with urllib.request.urlopen(f"{base}/readyz", timeout=1) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.2)
-    raise AssertionError("the service did not become ready within 30 s")
 
 
 def send(sock: socket.socket, data: bytes) -> None:

@@ -42,7 +42,7 @@ def _call(url: str, key: str, body: Any = None, request_id: str = "") -> tuple[i
         return error.code, json.loads(error.read())
 
 
-def _wait_until_ready(base: str, process: subprocess.Popen[str]) -> None:
+def _wait_until_ready(base: str, process: subprocess.Popen[Any]) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         assert process.poll() is None, "serve exited early"
