@@ -265,7 +265,7 @@ def http_run(
         "gunicorn",
         "-c",
         "python:service.gunicorn_conf",
-        "service:create_app()",
+        "service.app:create_app()",
     ]
     spy: subprocess.Popen[bytes] | None = None
     with log_path.open("wb") as log:

@@ -114,13 +114,7 @@ def _disable_pysqlite_transactions(dbapi_connection: Any, _record: Any) -> None:
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
-    from service.ingestion.changes import forget_pending_changes, write_pending_changes
-
-    factory = sessionmaker(engine, expire_on_commit=False)
-    # Data changes are logged last in each transaction (service/ingestion/changes.py).
-    event.listen(factory, "before_commit", write_pending_changes)
-    event.listen(factory, "after_rollback", forget_pending_changes)
-    return factory
+    return sessionmaker(engine, expire_on_commit=False)
 
 
 @contextmanager

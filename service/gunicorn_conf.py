@@ -1,6 +1,6 @@
 """gunicorn settings, used by `customer-metrics serve` and the container.
 
-Run as `gunicorn -c python:service.gunicorn_conf "service:create_app()"`.
+Run as `gunicorn -c python:service.gunicorn_conf "service.app:create_app()"`.
 Every value can be overridden with the environment variables named here.
 """
 

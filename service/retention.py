@@ -39,9 +39,9 @@ from typing import Any
 from sqlalchemy import CompoundSelect, Select, delete, false, func, select, update
 from sqlalchemy.orm import Session
 
+from service.change_log import ALL_TIME
 from service.config import Settings
 from service.db import Database
-from service.ingestion.changes import ALL_TIME
 from service.models import DataChange, StoredReport, WebhookDelivery
 
 SETTLED = ("processed", "ignored")

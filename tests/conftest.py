@@ -21,11 +21,11 @@ from flask.testing import FlaskClient
 from sqlalchemy import create_engine, insert, text
 from sqlalchemy.engine import make_url
 
-from service import create_app
+from service.app import create_app
 from service.auth import create_key
+from service.change_log import ALL_TIME
 from service.config import Settings
 from service.db import Database
-from service.ingestion.changes import ALL_TIME
 from service.migrate import upgrade
 from service.models import DataChange
 

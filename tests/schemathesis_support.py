@@ -23,8 +23,8 @@ import schemathesis
 from flask import Flask
 from schemathesis.core import NotSet
 
-from service import create_app
 from service.api.pagination import decode_cursor, encode_cursor
+from service.app import create_app
 from service.auth import create_key
 from service.config import Settings
 from service.db import Database

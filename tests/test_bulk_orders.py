@@ -26,8 +26,8 @@ from service.ingestion.csv_import import import_csv
 from service.ingestion.order_file import HistoriesUnchecked
 from service.ingestion.orders import upsert_orders
 from service.ingestion.outcome import BatchOutcome
-from service.ingestion.purchase_history import rebuild_purchase_history, refresh_stale
 from service.ingestion.records import RecordParser
+from service.metrics.purchase_history import rebuild_purchase_history, refresh_stale
 from service.models import Customer, StaleHistory
 from tests.conftest import _empty_tables
 

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from flask.cli import ScriptInfo
 from sqlalchemy import inspect, select, text
 
-from service import create_app
+from service.app import create_app
 from service.cli import cli
 from service.config import Settings
 from service.db import make_engine

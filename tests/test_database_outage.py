@@ -22,7 +22,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from service import create_app
+from service.app import create_app
 from service.auth import create_key
 from service.config import Settings
 from service.db import CONNECT_TIMEOUT_SECONDS, Database

@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from service import create_app
+from service.app import create_app
 from service.config import Settings
 
 

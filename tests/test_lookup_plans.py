@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from service.ingestion.sql import restricted_to_keys
 from service.models import Customer, Order
+from service.sql import restricted_to_keys
 from tests.factories import order
 
 

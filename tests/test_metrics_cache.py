@@ -18,10 +18,10 @@ import pytest
 import simplejson
 from sqlalchemy import select
 
-from service import create_app
+from service.app import create_app
 from service.db import Database
-from service.ingestion.purchase_history import refresh_stale
 from service.metrics import MetricsQuery, metrics_report
+from service.metrics.purchase_history import refresh_stale
 from service.models import StoredReport
 from tests.factories import customer, order, spend
 

@@ -25,7 +25,7 @@ import hypothesis
 from hypothesis import HealthCheck, given, note
 from hypothesis import strategies as st
 
-from service import create_app
+from service.app import create_app
 from service.auth import create_key
 from service.config import Settings as Config
 from service.db import Database

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from service.db import Database
-from service.ingestion.purchase_history import refresh_stale
 from service.metrics import MetricsQuery, metrics_report, shared_snapshot
+from service.metrics.purchase_history import refresh_stale
 from tests.factories import order
 
 

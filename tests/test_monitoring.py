@@ -12,7 +12,7 @@ from flask.testing import FlaskClient
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import insert, update
 
-from service import create_app
+from service.app import create_app
 from service.auth import create_key
 from service.db import Database
 from service.models import StaleHistory, WebhookDelivery

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from marshmallow import Schema
 
-from service import create_app
+from service.app import create_app
 from service.config import Settings
 from service.ingestion.records import (
     CUSTOMER_FIELDS,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from service import create_app
+from service.app import create_app
 from service.config import Settings
 
 WRITE = ["openapi", "write", "--format=yaml", "openapi.yaml"]

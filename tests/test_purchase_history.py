@@ -16,13 +16,12 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select, text
 
+from service.change_log import current_version
 from service.db import Database
-from service.ingestion import purchase_history
-from service.ingestion.changes import current_version
-from service.ingestion.purchase_history import rebuild_purchase_history, refresh_stale
-from service.metrics import MetricsQuery, metrics_report
+from service.ingestion.erasure import erase_order
+from service.metrics import MetricsQuery, metrics_report, purchase_history
+from service.metrics.purchase_history import rebuild_purchase_history, refresh_stale
 from service.models import Order, StaleHistory
-from service.queries.stored_records import erase_order
 from tests.factories import order
 
 T0 = datetime(2024, 3, 1, 12, tzinfo=UTC)

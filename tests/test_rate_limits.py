@@ -23,7 +23,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select, text
 
-from service import create_app
+from service.app import create_app
 from service.auth import create_key
 from service.cli import cli
 from service.config import ConfigError, Settings

@@ -18,7 +18,7 @@ from sqlalchemy import func, select, text, update
 from service.cli import cli
 from service.config import ConfigError, Settings
 from service.db import Database
-from service.ingestion.purchase_history import refresh_stale
+from service.metrics.purchase_history import refresh_stale
 from service.models import DataChange, Order, StoredReport, WebhookDelivery
 from service.retention import prune
 from tests.conftest import TEST_SECRETS_KEY

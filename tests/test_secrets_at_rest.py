@@ -12,7 +12,7 @@ from click.testing import Result
 from flask import Flask
 from sqlalchemy import insert, select, text
 
-from service import create_app
+from service.app import create_app
 from service.cli import cli
 from service.config import Settings
 from service.db import Database, make_engine

@@ -18,7 +18,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import event, select, text, update
 from werkzeug.test import TestResponse
 
-from service import create_app
+from service.app import create_app
 from service.config import Settings
 from service.db import Database
 from service.ingestion.rounds import in_rounds

@@ -14,7 +14,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select, update
 
-from service import create_app
+from service.app import create_app
 from service.cli import cli
 from service.config import Settings
 from service.db import Database

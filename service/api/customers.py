@@ -7,12 +7,13 @@ from typing import Any
 
 from flask_smorest import Blueprint
 
+from service import record_views
 from service.api.batches import batch_request_body, ingest_request
 from service.api.pagination import decode_cursor, page
 from service.api.security import protected
 from service.errors import NotFound
 from service.extensions import database
-from service.queries import stored_records
+from service.ingestion import erasure
 from service.schemas.batches import BatchResult, CustomerBatch
 from service.schemas.pages import LINK_HEADER, CustomerListArgs, CustomerPage
 from service.schemas.records import CustomerOut
@@ -46,7 +47,7 @@ def upsert_customers() -> dict[str, int]:
 def list_customers(limit: int, cursor: str | None = None, source: str | None = None) -> Any:
     """List customers, oldest first, with cursor pagination (Link: rel="next")"""
     with database().looking_up() as session:
-        items, after = stored_records.list_customers(session, decode_cursor(cursor), limit, source)
+        items, after = record_views.list_customers(session, decode_cursor(cursor), limit, source)
     return page(items, after)
 
 
@@ -57,7 +58,7 @@ def list_customers(limit: int, cursor: str | None = None, source: str | None = N
 def get_customer(source: str, customer_id: str) -> dict[str, Any]:
     """Read back one customer"""
     with database().looking_up() as session:
-        found = stored_records.get_customer(session, source, customer_id)
+        found = record_views.get_customer(session, source, customer_id)
     if found is None:
         raise NotFound(f"No customer {customer_id!r} in source {source!r}.")
     return found
@@ -72,7 +73,7 @@ def erase_customer(source: str, customer_id: str) -> None:
 
     def erase() -> bool:
         with database().transaction() as session:
-            return stored_records.erase_customer(session, source, customer_id, datetime.now(UTC))
+            return erasure.erase_customer(session, source, customer_id, datetime.now(UTC))
 
     # It deletes rows concurrent batches may be writing: a deadlock is run again.
     erased = retrying(erase, what="an erasure")

@@ -10,8 +10,8 @@ from flask_smorest import Blueprint
 
 from service.api.security import protected
 from service.extensions import database, report_cache, settings
-from service.ingestion.purchase_history import refresh_stale
 from service.metrics import MetricsQuery, metrics_report
+from service.metrics.purchase_history import refresh_stale
 from service.metrics.report import report_tag
 from service.schemas.metrics import MetricsArgs, MetricsReport, MetricsSummary, SummaryArgs
 

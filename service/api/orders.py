@@ -6,12 +6,12 @@ from typing import Any
 
 from flask_smorest import Blueprint
 
+from service import record_views
 from service.api.batches import batch_request_body, ingest_request
 from service.api.pagination import decode_cursor, page
 from service.api.security import protected
 from service.errors import NotFound
 from service.extensions import database
-from service.queries import stored_records
 from service.schemas.batches import BatchResult, OrderBatch
 from service.schemas.pages import LINK_HEADER, OrderListArgs, OrderPage
 from service.schemas.records import OrderOut
@@ -49,7 +49,7 @@ def list_orders(
 ) -> Any:
     """List orders, oldest first, with cursor pagination (Link: rel="next")"""
     with database().looking_up() as session:
-        items, after = stored_records.list_orders(
+        items, after = record_views.list_orders(
             session, decode_cursor(cursor), limit, source, customer_id
         )
     return page(items, after)
@@ -62,7 +62,7 @@ def list_orders(
 def get_order(source: str, order_id: str) -> dict[str, Any]:
     """Read back one order"""
     with database().looking_up() as session:
-        found = stored_records.get_order(session, source, order_id)
+        found = record_views.get_order(session, source, order_id)
     if found is None:
         raise NotFound(f"No order {order_id!r} in source {source!r}.")
     return found

@@ -6,11 +6,11 @@ from typing import Any
 
 from flask_smorest import Blueprint
 
+from service import record_views
 from service.api.batches import batch_request_body, ingest_request
 from service.api.pagination import decode_cursor, page
 from service.api.security import protected
 from service.extensions import database
-from service.queries import stored_records
 from service.schemas.batches import BatchResult, SpendBatch
 from service.schemas.pages import LINK_HEADER, PageArgs, SpendPage
 
@@ -47,5 +47,5 @@ def upsert_spend() -> dict[str, int]:
 def list_spend(limit: int, cursor: str | None = None) -> Any:
     """List spend records, oldest first, with cursor pagination"""
     with database().looking_up() as session:
-        items, after = stored_records.list_spend(session, decode_cursor(cursor), limit)
+        items, after = record_views.list_spend(session, decode_cursor(cursor), limit)
     return page(items, after)

@@ -22,7 +22,7 @@ from service.transient import error_line, is_transient
 
 
 def _create_app() -> object:
-    from service import create_command_app
+    from service.app import create_command_app
     from service.cli.database_choice import check_database
     from service.config import Settings
 

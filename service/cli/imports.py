@@ -16,7 +16,7 @@ from service.extensions import database, record_parser
 from service.ingestion.batch import KINDS
 from service.ingestion.bulk_orders import ImportFailed
 from service.ingestion.csv_import import CsvHeaderError, import_csv
-from service.ingestion.purchase_history import refresh_stale
+from service.metrics.purchase_history import refresh_stale
 
 MAX_ERRORS_SHOWN = 50
 

@@ -11,13 +11,13 @@ import click
 import simplejson
 from flask.cli import with_appcontext
 
+from service.change_log import ALL_TIME, record_change
 from service.cli.numbers import WHOLE_NUMBER
 from service.errors import ValidationFailed
 from service.extensions import database, settings
-from service.ingestion.changes import ALL_TIME, record_change
-from service.ingestion.purchase_history import rebuild_purchase_history, refresh_stale
 from service.metrics import MetricsQuery, metrics_report
 from service.metrics.periods import INTERVALS
+from service.metrics.purchase_history import rebuild_purchase_history, refresh_stale
 
 FORMATS = ("table", "csv", "json")
 

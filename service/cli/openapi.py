@@ -29,7 +29,7 @@ class _OpenApiCommands(click.Group):
 @click.pass_context
 def openapi(ctx: click.Context) -> None:
     """Write or print the OpenAPI document, generated from the code."""
-    from service import create_app
+    from service.app import create_app
 
     # flask-smorest's commands use the current app when there is one.
     ctx.with_resource(create_app(check_secrets=False).app_context())

@@ -42,7 +42,7 @@ def serve(bind: str, workers: int | None) -> None:
         "gunicorn",
         "-c",
         "python:service.gunicorn_conf",
-        "service:create_app()",
+        "service.app:create_app()",
     ]
     os.execve(sys.executable, args, env)
 

@@ -39,7 +39,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from service.ingestion.changes import TimeSpan, merge, record_change
+from service.change_log import TimeSpan, merge, record_change
 from service.ingestion.outcome import BatchOutcome
 from service.models import COUNTED_STATUS, UNKNOWN_CHANNEL
 

@@ -9,12 +9,12 @@ from typing import Any, cast
 from sqlalchemy import Row, Table, select
 from sqlalchemy.orm import Session
 
-from service.ingestion.changes import counted_orders_span, record_change
+from service.change_log import counted_orders_span, record_change
 from service.ingestion.outcome import BatchOutcome, plan_batch
 from service.ingestion.records import CustomerRecord, group_by_source
 from service.ingestion.rounds import by_occurrence
-from service.ingestion.sql import insert_missing_keys, is_postgresql, restricted_to_keys, upsert
 from service.models import UNKNOWN_CHANNEL, Customer
+from service.sql import insert_missing_keys, is_postgresql, restricted_to_keys, upsert
 
 TABLE = cast(Table, Customer.__table__)
 STORED_COLUMNS = (

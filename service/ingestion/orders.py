@@ -10,14 +10,13 @@ from typing import Any, cast
 from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
-from service.ingestion.changes import TimeSpan, record_change
+from service.change_log import TimeSpan, queue_customers, record_change
 from service.ingestion.customers import ensure_customers
 from service.ingestion.outcome import BatchOutcome, State, plan_batch, settle
-from service.ingestion.purchase_history import queue_customers
 from service.ingestion.records import OrderRecord, group_by_source
 from service.ingestion.rounds import by_occurrence
-from service.ingestion.sql import is_postgresql, restricted_to_keys, upsert
 from service.models import Customer, Order
+from service.sql import is_postgresql, restricted_to_keys, upsert
 
 TABLE = cast(Table, Order.__table__)
 # (source, customer id) -> customer pk

@@ -10,11 +10,11 @@ from typing import Any, cast
 from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
-from service.ingestion.changes import TimeSpan, merge, record_change
+from service.change_log import TimeSpan, merge, record_change
 from service.ingestion.outcome import BatchOutcome, State, plan_batch, settle
 from service.ingestion.records import SpendRecord
-from service.ingestion.sql import restricted_to_keys, upsert
 from service.models import AcquisitionSpend
+from service.sql import restricted_to_keys, upsert
 
 TABLE = cast(Table, AcquisitionSpend.__table__)
 

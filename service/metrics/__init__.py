@@ -1,7 +1,7 @@
 """The metrics engine: METRICS.md §2-§5 computed from the stored records."""
 
 from service.metrics.cache import ReportCache
-from service.metrics.engine import PeriodCounts, count_periods
+from service.metrics.period_counts import PeriodCounts, count_periods
 from service.metrics.query import MAX_PERIODS, Filters, InvalidQuery, MetricsQuery
 from service.metrics.report import metrics_report
 

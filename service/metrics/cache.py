@@ -22,11 +22,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from service.change_log import TimeSpan
 from service.db import Database
-from service.ingestion.changes import TimeSpan
-from service.ingestion.sql import is_postgresql
-from service.metrics.engine import PeriodCounts
+from service.metrics.period_counts import PeriodCounts
 from service.models import StoredReport
+from service.sql import is_postgresql
 
 log = logging.getLogger(__name__)
 

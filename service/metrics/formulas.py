@@ -11,7 +11,7 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
-from service.metrics.engine import PeriodCounts
+from service.metrics.period_counts import PeriodCounts
 
 MONEY_PLACES = 2
 RATIO_PLACES = 6

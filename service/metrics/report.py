@@ -11,10 +11,10 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from service.ingestion.changes import changes_since, current_version
+from service.change_log import changes_since, current_version
 from service.metrics.cache import CachedReport, ReportCache, stale_runs
-from service.metrics.engine import PeriodCounts, count_periods
 from service.metrics.formulas import period_fields
+from service.metrics.period_counts import PeriodCounts, count_periods
 from service.metrics.periods import rfc3339
 from service.metrics.query import MetricsQuery
 from service.metrics.spend import spend_per_period

@@ -61,6 +61,6 @@ class Order(Base):
     # The customer's counted orders before and after this one (ties broken by pk);
     # set on counted orders only, kept up to date by ingestion. They let every
     # metric be computed in one pass over orders, without sorting each customer's
-    # history per request (service/metrics/engine.py).
+    # history per request (service/metrics/period_counts.py).
     prev_counted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     next_counted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -15,7 +15,7 @@ class StaleHistory(Base):
 
     Writers append a row per customer they touch (no lock, no unique key: they
     never wait on each other); the next metrics read takes the rows and refreshes
-    those customers (service/ingestion/purchase_history.py).
+    those customers (service/metrics/purchase_history.py).
     """
 
     __tablename__ = "stale_purchase_histories"

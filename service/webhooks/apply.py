@@ -17,6 +17,7 @@ from sqlalchemy import delete, insert, select, tuple_
 from sqlalchemy.orm import Session
 
 from service.ingestion.customers import upsert_customers
+from service.ingestion.erasure import erase_customer, erase_order
 from service.ingestion.orders import upsert_orders
 from service.ingestion.records import (
     CustomerRecord,
@@ -27,8 +28,7 @@ from service.ingestion.records import (
 )
 from service.ingestion.spend import upsert_spend
 from service.models import UNKNOWN_CHANNEL, Customer, WebhookErasure
-from service.queries.stored_records import erase_customer, erase_order
-from service.webhooks.changes import MappingFailed, RecordChanges
+from service.webhooks.record_changes import MappingFailed, RecordChanges
 
 R = TypeVar("R")
 ERASED_BEFORE = "the platform erased these records before; a late delivery does not bring them back"

@@ -25,7 +25,7 @@ from service.jsonio import loads_exact
 from service.models import WebhookDelivery, WebhookSource
 from service.transient import is_transient
 from service.webhooks.apply import ParsedChanges, apply_parsed, parse_changes
-from service.webhooks.changes import MappingFailed, RecordChanges
+from service.webhooks.record_changes import MappingFailed, RecordChanges
 from service.webhooks.shopify import map_shopify
 from service.webhooks.standard import map_standard
 from service.webhooks.woocommerce import map_woocommerce

@@ -23,9 +23,9 @@ from sqlalchemy.orm import Session
 from service.db import Database, UTCDateTime
 from service.ingestion.records import RecordParser
 from service.ingestion.rounds import in_rounds
-from service.ingestion.sql import is_postgresql
 from service.models import WebhookDelivery, WebhookSource
 from service.monitoring.instruments import DELIVERIES_MAPPED
+from service.sql import is_postgresql
 from service.webhooks.apply import ParsedChanges, apply_parsed
 from service.webhooks.deliveries import (
     EXPECTED_FAILURES,

@@ -7,7 +7,7 @@ from typing import Any
 
 from service.money import AmountError, to_decimal
 from service.webhooks.attribution import channel_from, guest_customer_id
-from service.webhooks.changes import MappingFailed, RecordChanges, ignore
+from service.webhooks.record_changes import MappingFailed, RecordChanges, ignore
 
 ORDER_TOPICS = frozenset(
     {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from service.webhooks.changes import MappingFailed, RecordChanges
+from service.webhooks.record_changes import MappingFailed, RecordChanges
 
 TYPES = {"customer.upserted": "customers", "order.upserted": "orders", "spend.upserted": "spend"}
 

@@ -1,15 +1,13 @@
-"""Reading back what was stored, in the API's field names, and erasing a customer."""
+"""Reading back what was stored, in the API's field names: one record, or a page of them."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, delete, select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
-from service.ingestion.changes import counted_orders_span, record_change
-from service.ingestion.purchase_history import queue_customers
 from service.models import AcquisitionSpend, Customer, Order
 from service.money import currency_exponent, format_amount
 
@@ -120,37 +118,6 @@ def list_spend(session: Session, after: int, limit: int) -> tuple[list[dict[str,
     )
     rows = list(session.scalars(query))
     return [spend_view(r) for r in rows[:limit]], _next_after(rows, limit)
-
-
-def erase_customer(session: Session, source: str, customer_id: str, now: datetime) -> bool:
-    """Delete a customer and every order of theirs (an erasure request); False if unknown."""
-    pk = session.scalar(
-        select(Customer.pk).where(Customer.source == source, Customer.external_id == customer_id)
-    )
-    if pk is None:
-        return False
-    span = counted_orders_span(session, [pk])
-    # Explicit, not only ON DELETE CASCADE: the erasure must not depend on a pragma.
-    session.execute(delete(Order).where(Order.customer_pk == pk))
-    session.execute(delete(Customer).where(Customer.pk == pk))
-    record_change(session, span, now)
-    return True
-
-
-def erase_order(session: Session, source: str, order_id: str, now: datetime) -> bool:
-    """Delete one order (a platform deleted it); False if unknown."""
-    found = session.execute(
-        select(Order.pk, Order.customer_pk).where(
-            Order.source == source, Order.external_id == order_id
-        )
-    ).first()
-    if found is None:
-        return False
-    span = counted_orders_span(session, [found.customer_pk])
-    session.execute(delete(Order).where(Order.pk == found.pk))
-    queue_customers(session, [found.customer_pk])
-    record_change(session, span, now)
-    return True
 
 
 def _next_after(rows: list[Any], limit: int) -> int | None:

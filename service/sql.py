@@ -20,6 +20,7 @@ from psycopg import sql as pg_sql
 from psycopg.errors import UniqueViolation
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Column,
     ColumnElement,
     MetaData,
@@ -67,6 +68,12 @@ def key_relation(session: Session, keys: Iterable[str]) -> Any:
         )
     each = func.json_each(payload).table_valued("value").alias("batch_keys")
     return select(each.c.value.label("key")).subquery("batch_keys")
+
+
+def pk_relation(session: Session, pks: Iterable[int]) -> Any:
+    """Primary keys as a one-column relation (`.c.pk`), like `key_relation`."""
+    keys = key_relation(session, [str(pk) for pk in pks])
+    return select(cast(keys.c.key, BigInteger).label("pk")).subquery("customer_keys")
 
 
 def restricted_to_keys(

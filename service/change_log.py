@@ -1,4 +1,12 @@
-"""Recording what a transaction changed, so cached metrics know what to recompute."""
+"""The change log: what each transaction changed, so the read side knows what to recompute.
+
+Writers note two things here and nothing else: the span of instants a change may
+affect (cached metric reports recompute the periods it meets) and the customers
+whose order history changed (their purchase histories are recomputed before the
+next metrics read, `service.metrics.purchase_history`). The log belongs to no
+layer: ingestion, webhooks and erasures write it; the metrics read it. The app
+factory installs its commit hooks on the database's sessions (`install`).
+"""
 
 from __future__ import annotations
 
@@ -6,10 +14,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
-from sqlalchemy import func, insert, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import event, func, insert, select, update
+from sqlalchemy.orm import Session, sessionmaker
 
-from service.models import DataChange, DataVersion, Order
+from service.models import DataChange, DataVersion, Order, StaleHistory
+from service.sql import pk_relation
 
 _PENDING, _PENDING_AT = "customer_metrics.pending_changes", "customer_metrics.pending_changes_at"
 
@@ -124,6 +133,14 @@ def forget_pending_changes(session: Session) -> None:
     session.info.pop(_PENDING_AT, None)
 
 
+def queue_customers(session: Session, customer_pks: Iterable[int]) -> None:
+    """Mark these customers' histories stale; the next metrics read recomputes them."""
+    pks = sorted(set(customer_pks))
+    if pks:
+        keys = pk_relation(session, pks)
+        session.execute(insert(StaleHistory).from_select(["customer_pk"], select(keys.c.pk)))
+
+
 def current_version(session: Session) -> int:
     return int(session.execute(select(DataVersion.version).where(DataVersion.id == 1)).scalar_one())
 
@@ -140,3 +157,9 @@ def _instant(value: datetime | str) -> datetime:
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
     return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def install(sessions: sessionmaker[Session]) -> None:
+    """Log the noted changes of every transaction of these sessions, last, just before commit."""
+    event.listen(sessions, "before_commit", write_pending_changes)
+    event.listen(sessions, "after_rollback", forget_pending_changes)

@@ -27,15 +27,12 @@ from typing import Any
 
 from psycopg.errors import LockNotAvailable
 from sqlalchemy import (
-    BigInteger,
     Table,
     bindparam,
     case,
-    cast,
     delete,
     exists,
     func,
-    insert,
     literal_column,
     null,
     or_,
@@ -47,10 +44,10 @@ from sqlalchemy import (
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
+from service.change_log import TimeSpan, merge, record_change
 from service.db import Database, UTCDateTime
-from service.ingestion.changes import TimeSpan, merge, record_change
-from service.ingestion.sql import is_postgresql, key_relation
 from service.models import COUNTED_STATUS, Order, StaleHistory
+from service.sql import is_postgresql, pk_relation
 
 log = logging.getLogger(__name__)
 
@@ -65,14 +62,6 @@ PARALLEL_FROM = 5_000  # queued entries
 # below deadlock_timeout (1 s), so a refresher, never a writer, is the one to yield.
 _LOCK_TIMEOUT = "200ms"
 _ATTEMPTS = 20
-
-
-def queue_customers(session: Session, customer_pks: Iterable[int]) -> None:
-    """Mark these customers' histories stale; the next metrics read recomputes them."""
-    pks = sorted(set(customer_pks))
-    if pks:
-        keys = _pk_relation(session, pks)
-        session.execute(insert(StaleHistory).from_select(["customer_pk"], select(keys.c.pk)))
 
 
 def refresh_stale(database: Database, now: datetime | None = None) -> None:
@@ -147,7 +136,7 @@ def refresh_queued(session: Session, now: datetime, share: int = 0, shares: int 
         if not queued:
             return
         pks = sorted({customer_pk for customer_pk, _ in queued})
-        customers = _pk_relation(session, pks)
+        customers = pk_relation(session, pks)
         history = _history(_orders_of(customers, by_ctid=False)).subquery("history")
         changed = session.execute(
             select(history.c.pk, *[history.c[name] for name in _CHANGE]).where(_differs(history))
@@ -261,11 +250,6 @@ def _moved_in_python(changed: Iterable[Any]) -> TimeSpan | None:
         if row.old_next != row.next_at:
             moved.append(min(t for t in (row.old_next, row.next_at) if t is not None))
     return TimeSpan.covering(moved)
-
-
-def _pk_relation(session: Session, pks: list[int]) -> Any:
-    keys = key_relation(session, [str(pk) for pk in pks])
-    return select(cast(keys.c.key, BigInteger).label("pk")).subquery("customer_keys")
 
 
 def _orders_of(customers: Any, by_ctid: bool) -> Any:
