@@ -32,7 +32,7 @@ def loads_exact(data: str | bytes) -> Any:
 
     Bytes must be UTF-8 (RFC 8259 §8.1; a leading byte order mark is ignored):
     json.loads would also guess UTF-16 and UTF-32, which no sender means and which
-    checks that read the raw bytes (webhooks/intake.py's nesting scan) cannot see.
+    checks that read the raw bytes (webhooks/arrival.py's nesting scan) cannot see.
     """
     if isinstance(data, bytes):
         data = data.decode("utf-8").removeprefix("\ufeff")

@@ -19,8 +19,8 @@ from werkzeug.test import TestResponse
 
 from service.db import Database
 from service.models import WebhookDelivery, WebhookSource
+from service.webhooks.arrival import MAX_NESTING, WOO_ID_LENGTH, WOO_TOPIC_LENGTH, nesting_depth
 from service.webhooks.deliveries import Delivery, store_delivery
-from service.webhooks.intake import MAX_NESTING, WOO_ID_LENGTH, WOO_TOPIC_LENGTH, nesting_depth
 from tests.factories import order
 from tests.webhook_payloads import (
     SHOP,

@@ -21,8 +21,7 @@ from service.models import (
     WebhookSource,
 )
 from service.secret_box import MAKE_A_KEY, SecretBox
-from service.webhooks.deliveries import replay_delivery
-from service.webhooks.mapping import map_all_received
+from service.webhooks.mapping import map_all_received, replay_delivery
 from service.webhooks.sources import (
     add_source,
     find_source,
