@@ -123,7 +123,7 @@ def map_deliveries(
                 delivery.kind, delivery.record_source, delivery.topic, delivery.body, parser
             )
         except EXPECTED_FAILURES as failure:
-            results[delivery.pk] = ("failed", failure_detail(failure))
+            results[delivery.pk] = ("failed", _failure_detail(failure))
             continue
         except Exception as failure:  # a bug must not lose the delivery: keep it, log it
             log.exception("webhook delivery %s could not be mapped", delivery.pk)
@@ -155,7 +155,7 @@ def _apply_round(
     except Exception:
         log.info("a round of %d deliveries failed; applying them one by one", len(round_))
         return {
-            d.pk: map_in_savepoint(session, d.kind, d.record_source, d.topic, d.body, parser, now)
+            d.pk: _map_in_savepoint(session, d.kind, d.record_source, d.topic, d.body, parser, now)
             for d, _ in round_
         }
     return {
@@ -181,14 +181,14 @@ def replay_delivery(
             )
         source = session.get(WebhookSource, delivery.source_pk)
         assert source is not None  # the foreign key holds
-        status, detail = map_in_savepoint(
+        status, detail = _map_in_savepoint(
             session, source.kind, source.record_source, delivery.topic, delivery.body, parser, now
         )
         mark(session, [delivery_pk], status, detail, now)
     return Outcome(delivery_pk, status, detail)
 
 
-def map_in_savepoint(
+def _map_in_savepoint(
     session: Session,
     kind: str,
     record_source: str,
@@ -196,7 +196,7 @@ def map_in_savepoint(
     body: bytes,
     parser: RecordParser,
     now: datetime,
-) -> tuple[str, str | None]:
+) -> Result:
     """Map and apply one delivery; a failure rolls back only what it did."""
     try:
         with session.begin_nested():
@@ -204,7 +204,7 @@ def map_in_savepoint(
             reason = parsed if isinstance(parsed, str) else apply_parsed(session, [parsed], now)[0]
         return ("ignored", reason) if reason else ("processed", None)
     except EXPECTED_FAILURES as failure:
-        return "failed", failure_detail(failure)
+        return "failed", _failure_detail(failure)
     except Exception as failure:  # a bug must not lose the delivery: keep it, log it
         if is_transient(failure):  # the database's doing: the whole pass runs again later
             raise
@@ -212,7 +212,7 @@ def map_in_savepoint(
         return "failed", f"internal error: {type(failure).__name__}"
 
 
-def failure_detail(failure: Exception) -> str:
+def _failure_detail(failure: Exception) -> str:
     return str(getattr(failure, "detail", None) or failure)
 
 
