@@ -17,7 +17,8 @@ from sqlalchemy import text
 
 from service.ingestion.bulk_orders import _STAGED, STAGING
 from service.ingestion.order_lines import PlainOrderRows, record_line
-from service.ingestion.records import RecordInvalid, RecordParser, parse_instant
+from service.ingestion.records import RecordInvalid, RecordParser
+from service.values import parse_instant
 
 USD = RecordParser("USD")
 JPY = RecordParser("JPY")
