@@ -14,8 +14,9 @@ from flask.cli import with_appcontext
 from service.cli.numbers import WholeNumberRange
 from service.extensions import database, record_parser
 from service.ingestion.batch import KINDS
-from service.ingestion.bulk_orders import ImportFailed
-from service.ingestion.csv_import import CsvHeaderError, import_csv
+from service.ingestion.bulk.csv_import import import_csv
+from service.ingestion.bulk.csv_rows import CsvHeaderError
+from service.ingestion.bulk.report import ImportFailed
 from service.metrics.purchase_history import refresh_stale
 
 MAX_ERRORS_SHOWN = 50

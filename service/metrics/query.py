@@ -8,9 +8,9 @@ from typing import cast
 from zoneinfo import ZoneInfo
 
 from service.errors import ValidationFailed
-from service.ingestion.records import normalise_channel, normalise_country
 from service.metrics.periods import INTERVALS, Interval, Period, period_days, periods_between
 from service.metrics.zones import is_zone_name
+from service.values import normalise_channel, normalise_country
 
 MAX_PERIODS = 1000
 # Far enough from the calendar's ends that a period and its churn window always fit.
