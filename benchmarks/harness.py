@@ -191,12 +191,17 @@ def serving(
             wait_healthy(port, server, timeout=timeout)
             yield server
         finally:
-            server.terminate()
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait(timeout=10)
+            stop(server, signal.SIGTERM, timeout=30)
+
+
+def stop(process: subprocess.Popen[bytes], signum: int, timeout: float) -> None:
+    """Ask a process to end with `signum`; kill it if it has not within `timeout` seconds."""
+    process.send_signal(signum)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
 
 
 def find_py_spy(parser: argparse.ArgumentParser, profile_dir: str | None) -> str | None:
@@ -228,12 +233,7 @@ def profiling(py_spy: str | None, pid: int, output: Path) -> Iterator[None]:
         time.sleep(2)  # let py-spy attach before the load starts
         yield
     finally:
-        spy.send_signal(signal.SIGINT)
-        try:
-            spy.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            spy.kill()
-            spy.wait(timeout=10)
+        stop(spy, signal.SIGINT, timeout=60)  # py-spy writes its output on SIGINT
 
 
 # --------------------------------------------------------------------------- figures
