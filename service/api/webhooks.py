@@ -21,8 +21,9 @@ from flask import request
 from flask_smorest import Blueprint
 from sqlalchemy import Connection
 
-from service.errors import MalformedBody, NotReady, Unauthenticated
+from service.errors import NotReady, Unauthenticated
 from service.extensions import database, delivery_mapper, sender_cache
+from service.failures import MalformedInput
 from service.models import DELIVERY_KEY_LENGTH, TOPIC_LENGTH
 from service.monitoring.instruments import DELIVERIES_RECEIVED
 from service.schemas.webhooks import (
@@ -265,7 +266,7 @@ def _header(name: str, limit: int | None = None) -> str:
     """A required header; one that becomes part of a delivery's identity must fit `limit`."""
     value = _optional(name)
     if value is None:
-        raise MalformedBody(
+        raise MalformedInput(
             f"The {name} header is missing.",
             errors=[{"field": name, "in": "header", "message": "is required"}],
         )

@@ -19,7 +19,7 @@ from sqlalchemy import JSON, Connection, LargeBinary, bindparam, text, update
 from sqlalchemy.orm import Session
 
 from service.db import Database, UTCDateTime
-from service.errors import Problem
+from service.failures import Failure
 from service.ingestion.records import RecordParser
 from service.jsonio import loads_exact
 from service.models import WebhookDelivery, WebhookSource
@@ -38,7 +38,7 @@ MAPPERS: dict[str, Callable[[str, Any, str], RecordChanges]] = {
     "standard": lambda _topic, payload, source: map_standard(payload, source),
 }
 # What a mapping failure may be: the payload, or a record in it, is not one we can store.
-EXPECTED_FAILURES = (MappingFailed, Problem, ValueError)
+EXPECTED_FAILURES = (MappingFailed, Failure, ValueError)
 
 
 # Every delivery runs one of these: plain SQL, built once, is the cheapest to run.

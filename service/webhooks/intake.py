@@ -17,7 +17,7 @@ import re
 from itertools import accumulate
 from typing import Any
 
-from service.errors import MalformedBody
+from service.failures import MalformedInput
 from service.jsonio import loads_exact
 from service.models import DELIVERY_KEY_LENGTH, TOPIC_LENGTH
 from service.text import storable
@@ -38,7 +38,7 @@ def fitting(value: str, limit: int, field: str, where: str = "header") -> str:
     if len(value) <= limit:
         return value
     message = f"must be at most {limit} characters, got {len(value)}"
-    raise MalformedBody(
+    raise MalformedInput(
         f"The {field} {where} is too long: a delivery's identity is stored whole or not at all.",
         errors=[{"field": field, "in": where, "message": message}],
     )
@@ -60,7 +60,7 @@ def readable_payload(body: bytes) -> Any:
     else:
         too_deep = nesting_depth(body) > MAX_NESTING
     if too_deep:
-        raise MalformedBody(
+        raise MalformedInput(
             f"The body nests deeper than {MAX_NESTING} levels of arrays and objects, "
             "or holds a number this service cannot read. Nothing was stored."
         )
@@ -89,7 +89,7 @@ def standard_type(payload: Any) -> str:
     try:
         storable(kind)  # the topic is stored: both databases must be able to
     except ValueError as refused:
-        raise MalformedBody(
+        raise MalformedInput(
             f"The body's type {refused}. Nothing was stored.",
             errors=[{"field": "type", "in": "body", "message": str(refused)}],
         ) from None
