@@ -30,7 +30,7 @@ RETRY_AFTER_SECONDS = 1
 
 
 class Problem(Exception):
-    """An error of HTTP the client can act on. Subclasses fix the status and the problem type."""
+    """A refusal only HTTP makes, which the client can act on. Subclasses fix status and type."""
 
     status = 400
     code = "bad-request"
