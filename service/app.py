@@ -11,9 +11,9 @@ from __future__ import annotations
 from flask import Flask
 
 from service import change_log
+from service.api.json_provider import ExactJSONProvider
 from service.config import Settings
 from service.db import Database
-from service.jsonio import ExactJSONProvider
 
 
 def create_app(settings: Settings | None = None, *, check_secrets: bool = True) -> Flask:
@@ -26,8 +26,8 @@ def create_app(settings: Settings | None = None, *, check_secrets: bool = True) 
     from service.api import customers, health, metrics, orders, prometheus, spend, webhooks
     from service.api.openapi import describe_records, make_api
     from service.api.parameters import install_parameter_check
+    from service.api.request_ids import install_request_ids
     from service.errors import register_error_handlers
-    from service.logs import install_request_ids
     from service.metrics import ReportCache
     from service.monitoring.requests import install_request_metrics
     from service.request import ServiceRequest

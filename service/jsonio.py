@@ -6,8 +6,6 @@ import json
 from decimal import Decimal
 from typing import Any
 
-from flask.json.provider import DefaultJSONProvider
-
 
 def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
@@ -39,18 +37,3 @@ def loads_exact(data: str | bytes) -> Any:
     return json.loads(
         data, parse_float=Decimal, parse_int=_integer, parse_constant=_refuse_constant
     )
-
-
-class ExactJSONProvider(DefaultJSONProvider):
-    """Flask's JSON, reading numbers exactly; Decimals are written as strings."""
-
-    sort_keys = False
-
-    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
-        return loads_exact(s)
-
-    @staticmethod
-    def default(o: Any) -> Any:
-        if isinstance(o, Decimal):
-            return str(o)
-        return DefaultJSONProvider.default(o)

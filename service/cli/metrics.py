@@ -13,8 +13,8 @@ from flask.cli import with_appcontext
 
 from service.change_log import ALL_TIME, record_change
 from service.cli.numbers import WHOLE_NUMBER
-from service.errors import ValidationFailed
 from service.extensions import database, settings
+from service.failures import InvalidInput
 from service.metrics import MetricsQuery, metrics_report
 from service.metrics.periods import INTERVALS
 from service.metrics.purchase_history import rebuild_purchase_history, refresh_stale
@@ -77,7 +77,7 @@ def _query(options: dict[str, Any]) -> MetricsQuery:
         options.pop("interval")
     try:
         return MetricsQuery.create(start, end, single_period=single, **options)
-    except ValidationFailed as invalid:
+    except InvalidInput as invalid:
         problems = "; ".join(
             f"--{e['field'].replace('_', '-')} {e['message']}" for e in invalid.errors
         )

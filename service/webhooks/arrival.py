@@ -27,7 +27,7 @@ from itertools import accumulate
 from typing import Any
 from urllib.parse import urlsplit
 
-from service.errors import MalformedBody
+from service.failures import MalformedInput
 from service.jsonio import loads_exact
 from service.models import DELIVERY_KEY_LENGTH, TOPIC_LENGTH
 from service.text import storable
@@ -89,7 +89,7 @@ class _Headers:
         """A required header; one that becomes part of a delivery's identity must fit `limit`."""
         value = self.optional(name)
         if value is None:
-            raise MalformedBody(
+            raise MalformedInput(
                 f"The {name} header is missing.",
                 errors=[{"field": name, "in": "header", "message": "is required"}],
             )
@@ -165,7 +165,7 @@ def fitting(value: str, limit: int, field: str, where: str = "header") -> str:
     if len(value) <= limit:
         return value
     message = f"must be at most {limit} characters, got {len(value)}"
-    raise MalformedBody(
+    raise MalformedInput(
         f"The {field} {where} is too long: a delivery's identity is stored whole or not at all.",
         errors=[{"field": field, "in": where, "message": message}],
     )
@@ -187,7 +187,7 @@ def readable_payload(body: bytes) -> Any:
     else:
         too_deep = nesting_depth(body) > MAX_NESTING
     if too_deep:
-        raise MalformedBody(
+        raise MalformedInput(
             f"The body nests deeper than {MAX_NESTING} levels of arrays and objects, "
             "or holds a number this service cannot read. Nothing was stored."
         )
@@ -216,7 +216,7 @@ def standard_type(payload: Any) -> str:
     try:
         storable(kind)  # the topic is stored: both databases must be able to
     except ValueError as refused:
-        raise MalformedBody(
+        raise MalformedInput(
             f"The body's type {refused}. Nothing was stored.",
             errors=[{"field": "type", "in": "body", "message": str(refused)}],
         ) from None

@@ -19,8 +19,8 @@ from typing import NoReturn
 from sqlalchemy import Connection
 
 from service.db import Database
-from service.errors import NotReady, Unauthenticated
-from service.monitoring.instruments import DELIVERIES_RECEIVED
+from service.failures import NotAuthentic, Unavailable
+from service.instruments import DELIVERIES_RECEIVED
 from service.secret_box import SecretUnreadable
 from service.webhooks.arrival import Arrival, shopify_arrival, standard_arrival, woocommerce_arrival
 from service.webhooks.deliveries import Delivery, Outcome, store_delivery
@@ -61,9 +61,9 @@ def receive(
     """Store a delivery of this kind that a sender's secret verifies, else refuse it.
 
     `headers` are the request's, any case; `body` its raw bytes, which the signature
-    covers. `wake` is called once a new delivery is committed. Raises MalformedBody
-    (headers or body unfit to store), Unauthenticated (no secret verifies it) or
-    NotReady (the secrets cannot be decrypted).
+    covers. `wake` is called once a new delivery is committed. Raises MalformedInput
+    (headers or body unfit to store), NotAuthentic (no secret verifies it) or
+    Unavailable (the secrets cannot be decrypted).
     """
     arrival = ARRIVALS[kind](headers, body)
     if arrival is None:
@@ -115,13 +115,13 @@ def _senders(
         # The operator's key is missing or wrong (the app checks at start, but the
         # database may have been unreachable then): the sender retries a 503.
         log.error("webhook secrets cannot be decrypted: %s", unreadable)
-        raise NotReady(
+        raise Unavailable(
             "The webhook secrets cannot be decrypted (SECRETS_KEY); nothing was stored.",
-            headers={"Retry-After": "60"},
+            retry_after=60,
         ) from None
 
 
 def _refuse(arrival: Arrival) -> NoReturn:
     kind, name, reason = arrival.kind, arrival.name or "any", arrival.refusal()
     log.warning("webhook refused", extra={"webhook_kind": kind, "sender": name, "reason": reason})
-    raise Unauthenticated(f"Webhook refused: {reason}. Nothing was stored.")
+    raise NotAuthentic(f"Webhook refused: {reason}. Nothing was stored.")

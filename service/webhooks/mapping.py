@@ -23,11 +23,11 @@ from sqlalchemy import Integer, column, select, text
 from sqlalchemy.orm import Session
 
 from service.db import Database, UTCDateTime
-from service.errors import Problem
+from service.failures import Failure
 from service.ingestion.records import RecordParser
 from service.ingestion.rounds import in_rounds
+from service.instruments import DELIVERIES_MAPPED
 from service.models import WebhookDelivery, WebhookSource
-from service.monitoring.instruments import DELIVERIES_MAPPED
 from service.sql import is_postgresql
 from service.transient import is_transient
 from service.webhooks.apply import ParsedChanges, apply_parsed
@@ -43,7 +43,7 @@ MAPPER_LOCK = 0x574D4150  # pg advisory lock key ("WMAP")
 # (status, error) of a mapped delivery
 Result = tuple[str, str | None]
 # What a mapping failure may be: the payload, or a record in it, is not one we can store.
-EXPECTED_FAILURES = (MappingFailed, Problem, ValueError)
+EXPECTED_FAILURES = (MappingFailed, Failure, ValueError)
 _WAITING = text(
     """
     SELECT count(*) AS waiting, min(received_at) AS oldest FROM (
