@@ -17,7 +17,7 @@ from service.ingestion.batch import KINDS
 from service.ingestion.bulk.csv_import import import_csv
 from service.ingestion.bulk.csv_rows import CsvHeaderError
 from service.ingestion.bulk.report import ImportFailed
-from service.metrics.purchase_history import refresh_stale
+from service.metrics import refresh_purchase_histories
 
 MAX_ERRORS_SHOWN = 50
 
@@ -63,7 +63,7 @@ def import_command(kind: str, path: str, batch_size: int) -> None:
     )
     # Paid here rather than by the first metrics request after a large import.
     started = time.perf_counter()
-    refresh_stale(database())
+    refresh_purchase_histories(database())
     click.echo(f"purchase histories brought up to date in {time.perf_counter() - started:.1f} s")
     if report.errors:
         raise SystemExit(1)
