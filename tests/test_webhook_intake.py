@@ -334,3 +334,21 @@ def test_a_standard_type_the_databases_cannot_store_is_refused(
 
     assert_bad_request(post_standard(client, body, "msg_1"), "type", "body")
     assert delivery_count(db) == 0
+
+
+# --- what is checked first -----------------------------------------------------------------
+
+
+def test_a_shopify_delivery_missing_a_header_is_refused_for_it_before_its_body_is_read(
+    client: FlaskClient, senders: None, db: Database
+) -> None:
+    """The headers name the delivery: without one the answer names it, whatever the body
+    (even one past MAX_BODY_BYTES, which is then never read)."""
+    body = b"x" * 300_000  # the test app's MAX_BODY_BYTES is 256,000
+    headers = shopify_headers("orders/create", body, "wh-no-shop")
+    del headers["X-Shopify-Shop-Domain"]
+
+    response = client.post("/v1/webhooks/shopify", data=body, headers=headers)
+
+    assert_bad_request(response, "X-Shopify-Shop-Domain")
+    assert delivery_count(db) == 0

@@ -100,7 +100,7 @@ def _receive(kind: str) -> dict[str, Any]:
     receipt = receive(
         kind,
         dict(request.headers.items()),
-        request.get_data(cache=False),
+        lambda: request.get_data(cache=False),
         database=database(),
         senders=sender_cache(),
         wake=_wake_mapper,

@@ -104,14 +104,15 @@ class _Headers:
         return {name: value for name, value in values if name.startswith(KEPT_HEADERS)}
 
 
-def shopify_arrival(headers: Mapping[str, str], body: bytes) -> Arrival:
+def shopify_arrival(headers: Mapping[str, str], read_body: Callable[[], bytes]) -> Arrival:
     """Signed with X-Shopify-Hmac-Sha256 by the shop X-Shopify-Shop-Domain names; the key
-    is X-Shopify-Webhook-Id."""
+    is X-Shopify-Webhook-Id. The headers are checked before the body is read."""
     given = _Headers(headers)
     topic = given.required("X-Shopify-Topic", TOPIC_LENGTH)
     key = given.required("X-Shopify-Webhook-Id", DELIVERY_KEY_LENGTH)
     shop = given.required("X-Shopify-Shop-Domain").lower()
     signature = given.optional("X-Shopify-Hmac-Sha256")
+    body = read_body()
     return Arrival(
         "shopify",
         shop,
@@ -123,9 +124,12 @@ def shopify_arrival(headers: Mapping[str, str], body: bytes) -> Arrival:
     )
 
 
-def woocommerce_arrival(headers: Mapping[str, str], body: bytes) -> Arrival | None:
+def woocommerce_arrival(
+    headers: Mapping[str, str], read_body: Callable[[], bytes]
+) -> Arrival | None:
     """Signed with X-WC-Webhook-Signature by the site X-WC-Webhook-Source names; None for
     the unsigned ping WooCommerce sends when a webhook is created."""
+    body = read_body()
     given = _Headers(headers)
     signature = given.optional("X-WC-Webhook-Signature")
     if signature is None and WOOCOMMERCE_PING.fullmatch(body.strip()):
@@ -144,9 +148,10 @@ def woocommerce_arrival(headers: Mapping[str, str], body: bytes) -> Arrival | No
     )
 
 
-def standard_arrival(headers: Mapping[str, str], body: bytes) -> Arrival:
+def standard_arrival(headers: Mapping[str, str], read_body: Callable[[], bytes]) -> Arrival:
     """Signed per the Standard Webhooks spec by whichever sender's secret verifies it; the
     key is webhook-id, the topic the envelope's type."""
+    body = read_body()
     given = _Headers(headers)
     message_id, timestamp = given.optional("webhook-id"), given.optional("webhook-timestamp")
     if message_id is not None:

@@ -31,7 +31,9 @@ from service.webhooks.sources import Sender
 log = logging.getLogger(__name__)
 
 # Each kind's reading of its headers; None: nothing to store (a WooCommerce ping).
-ARRIVALS: dict[str, Callable[[Mapping[str, str], bytes], Arrival | None]] = {
+# The body is read by the reader given (a request body is read only once, and a Shopify
+# delivery's headers are checked before its body is).
+ARRIVALS: dict[str, Callable[[Mapping[str, str], Callable[[], bytes]], Arrival | None]] = {
     "shopify": shopify_arrival,
     "woocommerce": woocommerce_arrival,
     "standard": standard_arrival,
@@ -52,7 +54,7 @@ PING = Receipt(None, "ping")
 def receive(
     kind: str,
     headers: Mapping[str, str],
-    body: bytes,
+    read_body: Callable[[], bytes],
     *,
     database: Database,
     senders: SenderCache,
@@ -60,12 +62,12 @@ def receive(
 ) -> Receipt:
     """Store a delivery of this kind that a sender's secret verifies, else refuse it.
 
-    `headers` are the request's, any case; `body` its raw bytes, which the signature
-    covers. `wake` is called once a new delivery is committed. Raises MalformedInput
+    `headers` are the request's, any case; `read_body` gives its raw bytes, which the
+    signature covers. `wake` is called once a new delivery is committed. Raises MalformedInput
     (headers or body unfit to store), NotAuthentic (no secret verifies it) or
     Unavailable (the secrets cannot be decrypted).
     """
-    arrival = ARRIVALS[kind](headers, body)
+    arrival = ARRIVALS[kind](headers, read_body)
     if arrival is None:
         return PING
     # Tried first with the secrets this process remembers, then with fresh ones.
