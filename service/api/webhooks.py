@@ -2,7 +2,7 @@
 
 Every delivery is verified over its raw bytes, then committed before the answer,
 which is all a sender waits for: the background mapper turns it into records
-right after (`service.webhooks.mapper`). A delivery that cannot be turned into
+right after (`service.background`). A delivery that cannot be turned into
 records is kept with its error, for `customer-metrics webhooks replay`.
 """
 

@@ -1,4 +1,8 @@
-"""Run periodic tasks until told to stop; a failing task waits longer each time, logged once.
+"""The background loop: periodic tasks, each when due; a failing one waits longer each time.
+
+Every host of the background work runs this loop: `customer-metrics worker` (a
+process of its own, which gunicorn's master keeps running) and the thread of a
+web process (WEBHOOK_MAPPER=thread), which each stored delivery wakes.
 
 A database restart makes every task fail for a while: each task then logs one
 line when it starts failing and one when it works again, and between the two
@@ -9,6 +13,8 @@ left nobody mapping deliveries) or logging a traceback every second.
 from __future__ import annotations
 
 import logging
+import math
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -75,18 +81,68 @@ class TaskRunner:
             log.exception("%s failed; trying again, less often, until it works", self.task.name)
 
 
+class Loop:
+    """Runs each task when it is due, in this order when several are; `wake` makes one due sooner.
+
+    `wake` and `stop` may be called from other threads: a wake interrupts the
+    loop's sleep, and one that comes while its task runs is kept for after.
+    """
+
+    def __init__(self, tasks: Iterable[PeriodicTask], clock: Callable[[], float] = time.monotonic):
+        self._clock = clock
+        self._runners = [TaskRunner(task, clock) for task in tasks]
+        start = clock()
+        self._due = {runner.task.name: start for runner in self._runners}
+        self._lock = threading.Lock()
+        self._alarm = threading.Event()
+        self._stopped = threading.Event()
+
+    def wake(self, task: PeriodicTask, within: float = 0.0) -> None:
+        """Run `task` in `within` seconds at the latest."""
+        with self._lock:
+            self._due[task.name] = min(self._due[task.name], self._clock() + within)
+        self._alarm.set()
+
+    def stop(self) -> None:
+        """End `run` after the task at work, if any."""
+        self._stopped.set()
+        self._alarm.set()
+
+    def run(
+        self,
+        keep_going: Callable[[], bool] = lambda: True,
+        sleep: Callable[[float], None] | None = None,
+    ) -> None:
+        """Run the tasks until `stop()`, or `keep_going()` says no; `sleep` waits (default:
+        until the next task is due or a wake)."""
+        while keep_going() and not self._stopped.is_set():
+            self._alarm.clear()
+            for runner in self._runners:
+                self._run_if_due(runner)
+            with self._lock:
+                next_due = min(self._due.values(), default=self._clock() + LOOK_SECONDS)
+            pause = max(0.0, min(next_due - self._clock(), LOOK_SECONDS))
+            if sleep is None:
+                self._alarm.wait(pause)
+            else:
+                sleep(pause)
+
+    def _run_if_due(self, runner: TaskRunner) -> None:
+        name = runner.task.name
+        with self._lock:
+            if self._due[name] > self._clock():
+                return
+            self._due[name] = math.inf  # a wake meanwhile lowers it
+        pause = runner.run_once()
+        with self._lock:
+            self._due[name] = min(self._due[name], self._clock() + pause)
+
+
 def run_until_stopped(
     tasks: Iterable[PeriodicTask],
     keep_going: Callable[[], bool],
     clock: Callable[[], float] = time.monotonic,
-    sleep: Callable[[float], None] = time.sleep,
+    sleep: Callable[[float], None] | None = None,
 ) -> None:
     """Run each task when it is due, until `keep_going()` says no."""
-    runners = [TaskRunner(task, clock) for task in tasks]
-    due = {id(runner): clock() for runner in runners}
-    while keep_going():
-        for runner in runners:
-            if due[id(runner)] <= clock():
-                due[id(runner)] = clock() + runner.run_once()
-        next_due = min(due.values(), default=clock() + LOOK_SECONDS)
-        sleep(max(0.0, min(next_due - clock(), LOOK_SECONDS)))
+    Loop(tasks, clock).run(keep_going, sleep)
