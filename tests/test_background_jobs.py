@@ -3,6 +3,7 @@ the loop's wakes, and the web process's thread running every task."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -15,12 +16,13 @@ from sqlalchemy import delete, func, insert, select, text
 
 from service.background import jobs as background_jobs
 from service.background.jobs import JOB_KINDS, JobSlot, retry_pause
-from service.background.loop import Loop
+from service.background.loop import Loop, run_until_stopped
 from service.background.tasks import TASKS, PeriodicTask
 from service.background.thread import BackgroundThread
 from service.db import Database
 from service.job_queue import LAPSED, claim, enqueue, fail, finish, renew
 from service.models import Job, StaleHistory
+from tests.test_background_worker import FakeClock, _database_away
 
 LEASE = timedelta(seconds=60)
 T0 = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
@@ -295,6 +297,24 @@ def test_a_wake_runs_a_task_before_it_is_due_even_one_that_comes_while_it_runs()
         loop.stop()
         thread.join(5)
     assert not thread.is_alive()
+
+
+def test_an_outage_that_fails_every_task_is_told_once_each_way(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = FakeClock()
+
+    def away() -> None:
+        if clock.now < 10:
+            _database_away()
+
+    tasks = [PeriodicTask(name, 1.0, away) for name in ("map", "refresh", "jobs")]
+    with caplog.at_level(logging.INFO, logger="service.background.loop"):
+        run_until_stopped(tasks, keep_going=lambda: clock.now < 40, clock=clock, sleep=clock.sleep)
+    assert [record.getMessage().split(" (")[0] for record in caplog.records] == [
+        "map: the database is unavailable",
+        "map: working again after 4 failed tries in 15 s",
+    ]
 
 
 def test_every_background_task_has_its_own_name() -> None:

@@ -4,10 +4,11 @@ Every host of the background work runs this loop: `customer-metrics worker` (a
 process of its own, which gunicorn's master keeps running) and the thread of a
 web process (WEBHOOK_MAPPER=thread), which each stored delivery wakes.
 
-A database restart makes every task fail for a while: each task then logs one
-line when it starts failing and one when it works again, and between the two
-tries again after 1, 2, 4 … up to MAX_PAUSE_SECONDS, instead of exiting (which
-left nobody mapping deliveries) or logging a traceback every second.
+A database restart makes every task fail for a while: the loop then logs one
+line when the first task finds the database gone and one when that task works
+again, and each task tries again after 1, 2, 4 … up to MAX_PAUSE_SECONDS, instead
+of exiting (which left nobody mapping deliveries) or logging a traceback every
+second. A bug in a task logs its traceback once.
 """
 
 from __future__ import annotations
@@ -32,18 +33,32 @@ LOOK_SECONDS = 1.0
 
 @dataclass
 class _Failing:
-    """A task that failed `times` in a row, the first time at `since`."""
+    """A task that failed `times` in a row, the first time at `since`; `told`: it logged that."""
 
     times: int
     since: float
+    told: bool
+
+
+class Outage:
+    """Which task told that the database is unavailable: one line for all of a loop's tasks."""
+
+    def __init__(self) -> None:
+        self.told_by: TaskRunner | None = None
 
 
 class TaskRunner:
     """Runs one task and decides when it should run next."""
 
-    def __init__(self, task: PeriodicTask, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        task: PeriodicTask,
+        clock: Callable[[], float] = time.monotonic,
+        outage: Outage | None = None,
+    ):
         self.task = task
         self._clock = clock
+        self._outage = outage or Outage()
         self._failing: _Failing | None = None
 
     def run_once(self) -> float:
@@ -53,32 +68,39 @@ class TaskRunner:
         except Exception as error:
             return self._failed(error)
         if self._failing is not None:
-            log.info(
-                "%s: working again after %d failed tries in %.0f s",
-                self.task.name,
-                self._failing.times,
-                self._clock() - self._failing.since,
-            )
+            if self._failing.told:
+                log.info(
+                    "%s: working again after %d failed tries in %.0f s",
+                    self.task.name,
+                    self._failing.times,
+                    self._clock() - self._failing.since,
+                )
+            if self._outage.told_by is self:
+                self._outage.told_by = None
             self._failing = None
         return self.task.every_seconds if wanted is None else wanted
 
     def _failed(self, error: Exception) -> float:
         if self._failing is None:
-            self._failing = _Failing(0, self._clock())
-            self._log_first_failure(error)
+            self._failing = _Failing(0, self._clock(), self._tell_first_failure(error))
         self._failing.times += 1
         pause = FIRST_PAUSE_SECONDS * 2 ** (self._failing.times - 1)
         return float(min(MAX_PAUSE_SECONDS, pause))
 
-    def _log_first_failure(self, error: Exception) -> None:
-        if is_transient(error):  # down, restarting, locked: nothing for the task to fix
-            log.warning(
-                "%s: the database is unavailable (%s); trying again, less often, until it is back",
-                self.task.name,
-                error_line(error),
-            )
-        else:  # a bug: its traceback once, not at every try
+    def _tell_first_failure(self, error: Exception) -> bool:
+        """Log the first of a run of failures, unless another task told of this outage."""
+        if not is_transient(error):  # a bug: its traceback once, not at every try
             log.exception("%s failed; trying again, less often, until it works", self.task.name)
+            return True
+        if self._outage.told_by is not None:  # down, restarting, locked: said once already
+            return False
+        self._outage.told_by = self
+        log.warning(
+            "%s: the database is unavailable (%s); trying again, less often, until it is back",
+            self.task.name,
+            error_line(error),
+        )
+        return True
 
 
 class Loop:
@@ -90,7 +112,8 @@ class Loop:
 
     def __init__(self, tasks: Iterable[PeriodicTask], clock: Callable[[], float] = time.monotonic):
         self._clock = clock
-        self._runners = [TaskRunner(task, clock) for task in tasks]
+        outage = Outage()
+        self._runners = [TaskRunner(task, clock, outage) for task in tasks]
         start = clock()
         self._due = {runner.task.name: start for runner in self._runners}
         self._lock = threading.Lock()
