@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from service.db import Database
 from service.models import Job
-from service.models.job import JOB_KIND_LENGTH
+from service.models.job import JOB_KIND_LENGTH, UNFINISHED
 
 DEFAULT_MAX_ATTEMPTS = 3
 LAPSED = "its worker stopped renewing its lease (it died?) during the last attempt"
@@ -101,7 +101,7 @@ def claim(
         first_due = (
             select(Job.pk)
             .where(
-                Job.state.in_(("queued", "running")),  # the partial index's condition
+                UNFINISHED,  # as literals: the partial index's condition, for any plan
                 Job.kind.in_(sorted(kinds)),
                 Job.attempts < Job.max_attempts,
                 or_(

@@ -123,7 +123,10 @@ class Loop:
     def wake(self, task: PeriodicTask, within: float = 0.0) -> None:
         """Run `task` in `within` seconds at the latest."""
         with self._lock:
-            self._due[task.name] = min(self._due[task.name], self._clock() + within)
+            at = self._clock() + within
+            if at >= self._due[task.name]:  # due sooner already (the store of a burst)
+                return
+            self._due[task.name] = at
         self._alarm.set()
 
     def stop(self) -> None:
