@@ -185,7 +185,7 @@ class BackgroundProcess:
             pause = FIRST_RESTART_SECONDS if ran >= STEADY_SECONDS else pause
             self._log.error(
                 "the background worker (%s) stopped (%s); starting another in %.1f s",
-                " ".join(self._command[1:]),
+                " ".join(["python", *self._command[1:]]),
                 ended,
                 pause,
             )
