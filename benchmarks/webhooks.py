@@ -1104,8 +1104,8 @@ def parse_settings(text: str) -> list[tuple[int, int]]:
 
 
 def _is_mapper(command: str) -> bool:
-    """The background worker (`customer-metrics worker`), or a `webhooks map` of older code."""
-    return "main() worker" in command or "webhooks map" in command
+    """The background worker (`python -m service.background`), or one of older code."""
+    return any(name in command for name in ("service.background", "main() worker", "webhooks map"))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -27,6 +27,8 @@ CORE = (
     "service.text",
     "service.values",
     "service.failures",
+    "service.instruments",
+    "service.job_queue",
     "service.transient",
     "service.config",
     "service.jsonio",

@@ -3,7 +3,8 @@
 Only HTTP: each view hands the request's headers and raw bytes to
 `service.webhooks.intake.receive`, which verifies, stores and refuses, and answers
 with its receipt. A stored delivery is committed before the answer, which is all a
-sender waits for: the background mapper turns it into records right after.
+sender waits for: the background worker (`service.background`) turns it into records right
+after; one that cannot be is kept with its error, for `customer-metrics webhooks replay`.
 """
 
 from __future__ import annotations
