@@ -202,3 +202,38 @@ def _status(database: Database) -> str | None:
             ).scalar()
     except OperationalError:
         return None
+
+
+# --- the worker's own process makes the command line's checks --------------------------
+
+WORKER_PROCESS = [sys.executable, "-m", "service.background"]  # what gunicorn's master runs
+
+
+def test_the_worker_process_refuses_a_missing_sqlite_database_in_one_line_and_creates_none(
+    tmp_path: Path,
+) -> None:
+    missing = tmp_path / "missing.sqlite3"
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{missing}"}
+
+    ran = subprocess.run(WORKER_PROCESS, env=env, capture_output=True, text=True, timeout=60)
+
+    assert ran.returncode == 1, ran.stderr
+    assert f"there is no database at {missing}" in ran.stderr
+    assert "Traceback" not in ran.stderr
+    assert not missing.exists()
+
+
+def test_the_worker_process_refuses_a_secrets_key_that_is_not_one_in_one_line(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'db.sqlite3'}"
+    upgrade(Database(url).engine)
+    env = {**os.environ, "DATABASE_URL": url, "SECRETS_KEY": "not-a-key"}
+
+    ran = subprocess.run(
+        [*WORKER_PROCESS, "--nice", "5"], env=env, capture_output=True, text=True, timeout=60
+    )
+
+    assert ran.returncode == 1, ran.stderr
+    assert "\ncustomer-metrics: SECRETS_KEY: key 1 of 1 is not a Fernet key" in ran.stderr
+    assert "Traceback" not in ran.stderr

@@ -79,3 +79,11 @@ def test_importing_the_core_loads_no_web_library(repo_root) -> None:
         found["imported"]
     )
     assert found["loaded_by"] == {}, "web libraries loaded by importing these core modules"
+
+
+def test_the_package_still_names_the_app_factory_for_flask_app_service() -> None:
+    """`flask --app service ...` finds `service.create_app`, loaded only when asked for."""
+    import service
+    from service.app import create_app
+
+    assert service.create_app is create_app

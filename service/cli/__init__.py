@@ -64,12 +64,13 @@ for command in (
 _CREATE_THE_DATABASE = (serve, db_upgrade)
 
 
-def main() -> None:
+def main(args: list[str] | None = None) -> None:
+    """The command line (`args`, else the process's own arguments)."""
     from service.secret_box import SecretsKeyInvalid
     from service.webhooks.stored_secrets import SecretsRefused
 
     try:
-        cli()
+        cli(args=args, prog_name="customer-metrics")
     except (SecretsKeyInvalid, SecretsRefused) as refused:
         raise SystemExit(f"customer-metrics: {refused}") from None
     except (DBAPIError, psycopg.Error) as error:
