@@ -7,13 +7,21 @@ vouch for.
 
 from __future__ import annotations
 
+import argparse
 import http.client
 import os
 import shlex
+import shutil
+import signal
 import socket
+import statistics
 import subprocess
+import sys
+import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,6 +60,54 @@ def make_target(postgres_url: str, db_name: str) -> Target:
     return Target(url, db_name)
 
 
+@dataclass
+class Bench:
+    """What every benchmark sets up first: its command line, database, CLI, env and workdir."""
+
+    command_line: str
+    target: Target
+    cli: list[str]  # the tree's own `customer-metrics`
+    env: dict[str, str]  # for the CLI and the servers it starts
+    workdir: Path
+
+    def print_header(self) -> None:
+        print(f"command: {self.command_line}")
+        print(f"code: {code_revision()}")
+
+
+def start_bench(
+    postgres_url: str,
+    db_name: str,
+    workdir: str | None,
+    workdir_prefix: str,
+    unset: tuple[str, ...] = (),
+) -> Bench:
+    """Stop cleanly on SIGTERM, and point the tree's CLI at a local benchmark database.
+
+    BIND and PORT (and the names in `unset`) are left out of the environment, so the
+    servers started listen where the benchmark says.
+    """
+    signal.signal(signal.SIGTERM, terminate)
+    target = make_target(postgres_url, db_name)
+    env = {k: v for k, v in os.environ.items() if k not in ("BIND", "PORT", *unset)}
+    # Benchmark the tree this file lives in, even if the venv's editable install points elsewhere.
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p
+    )
+    env.update(DATABASE_URL=target.sqlalchemy_url, REPORTING_CURRENCY="USD")
+    where = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix=workdir_prefix))
+    where.mkdir(parents=True, exist_ok=True)
+    return Bench(shlex.join([sys.executable, *sys.argv]), target, cli_command(), env, where)
+
+
+def cli_command() -> list[str]:
+    """`customer-metrics` next to this interpreter, else the same entry point through -c."""
+    cli_path = Path(sys.executable).parent / "customer-metrics"
+    if cli_path.exists():
+        return [str(cli_path)]
+    return [sys.executable, "-c", "from service.cli import main; main()"]
+
+
 def run(args: list[str], env: dict[str, str], timeout: float, with_stderr: bool = False) -> str:
     """Run a command from the repository root; its stdout (and stderr if asked)."""
     try:
@@ -79,6 +135,25 @@ def recreate_database(
     run([*cli, "db", "upgrade"], env, timeout=timeout)
 
 
+def drop_database(target: Target) -> None:
+    """DROP the benchmark database (forcing connections off); a failure is only reported."""
+    try:
+        with psycopg.connect(target.admin_url, autocommit=True, connect_timeout=10) as conn:
+            name = sql.Identifier(target.db_name)
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
+    except psycopg.Error as exc:
+        print(f"could not drop {target.db_name}: {exc}", file=sys.stderr)
+
+
+def create_key(env: dict[str, str], cli: list[str], scope: str = "ingest") -> str:
+    """A new API key of one scope, made with the tree's CLI."""
+    out = run([*cli, "keys", "create", "--name", "bench", "--scope", scope], env, timeout=60)
+    key = out.strip().splitlines()[-1].strip()
+    if not key.startswith("cm_"):
+        raise BenchmarkFailed(f"could not read the key from: {out!r}")
+    return key
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -100,6 +175,78 @@ def wait_healthy(port: int, proc: subprocess.Popen[bytes], timeout: float) -> No
             pass
         time.sleep(0.2)
     raise BenchmarkFailed(f"server not healthy after {timeout}s")
+
+
+GUNICORN = [sys.executable, "-m", "gunicorn", "-c", "python:service.gunicorn_conf"]
+
+
+@contextmanager
+def serving(
+    command: list[str], env: dict[str, str], log_path: Path, port: int, timeout: float = 60
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Start a server (output into `log_path`), wait until /healthz answers, stop it after."""
+    with log_path.open("wb") as log:
+        server = subprocess.Popen(command, env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            wait_healthy(port, server, timeout=timeout)
+            yield server
+        finally:
+            stop(server, signal.SIGTERM, timeout=30)
+
+
+def stop(process: subprocess.Popen[bytes], signum: int, timeout: float) -> None:
+    """Ask a process to end with `signum`; kill it if it has not within `timeout` seconds."""
+    process.send_signal(signum)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
+
+
+def find_py_spy(parser: argparse.ArgumentParser, profile_dir: str | None) -> str | None:
+    """py-spy for --profile-dir (next to the interpreter, else on PATH); None without it."""
+    if not profile_dir:
+        return None
+    found = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
+    if not found:
+        parser.error("--profile-dir needs py-spy (pip install py-spy)")
+    Path(profile_dir).mkdir(parents=True, exist_ok=True)
+    return found
+
+
+@contextmanager
+def profiling(py_spy: str | None, pid: int, output: Path) -> Iterator[None]:
+    """Sample `pid` and its subprocesses with py-spy into `output` (collapsed stacks)."""
+    if py_spy is None:
+        yield
+        return
+    spy = subprocess.Popen(
+        [
+            *(py_spy, "record", "--pid", str(pid), "--subprocesses", "--rate", "200"),
+            *("--format", "raw", "--output", str(output)),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        time.sleep(2)  # let py-spy attach before the load starts
+        yield
+    finally:
+        stop(spy, signal.SIGINT, timeout=60)  # py-spy writes its output on SIGINT
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def spread(xs: list[float]) -> tuple[float, float, float]:
+    """(median, min, max) of a benchmark's runs: the median is the figure reported."""
+    return statistics.median(xs), min(xs), max(xs)
+
+
+def runs_text(xs: list[float], fmt: str) -> str:
+    """Every run's figure, in run order, as the summary tables list them."""
+    return ", ".join(format(x, fmt) for x in xs)
 
 
 def code_revision() -> str:

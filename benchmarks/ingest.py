@@ -27,13 +27,7 @@ import math
 import os
 import random
 import resource
-import shlex
-import shutil
-import signal
-import statistics
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -43,18 +37,22 @@ from typing import Any
 
 import psycopg
 from harness import (
-    REPO,
+    GUNICORN,
+    Bench,
     BenchmarkFailed,
     CpuSampler,
     Target,
     children,
-    code_revision,
+    create_key,
+    find_py_spy,
     free_port,
-    make_target,
+    profiling,
     recreate_database,
     run,
-    terminate,
-    wait_healthy,
+    runs_text,
+    serving,
+    spread,
+    start_bench,
 )
 
 BATCH = 1000  # service.schemas.batches.MAX_BATCH
@@ -148,14 +146,6 @@ def write_csv(orders: list[dict[str, Any]], path: Path) -> None:
 # --------------------------------------------------------------------------- database
 
 
-def create_key(env: dict[str, str], cli: list[str]) -> str:
-    out = run([*cli, "keys", "create", "--name", "bench", "--scope", "ingest"], env, timeout=60)
-    key = out.strip().splitlines()[-1].strip()
-    if not key.startswith("cm_"):
-        raise BenchmarkFailed(f"could not read the key from: {out!r}")
-    return key
-
-
 def count_orders(target: Target) -> tuple[int, int, int]:
     """(rows, distinct (source, id) pairs, customers) in the benchmark database."""
     with psycopg.connect(target.libpq_url, connect_timeout=10) as conn:
@@ -174,9 +164,6 @@ def check_counts(target: Target, n: int, label: str) -> str:
             f"{label}: orders table has {rows} rows ({distinct} distinct), want {n}"
         )
     return f"rows OK: {rows} orders ({distinct} distinct), {customers} customers"
-
-
-# --------------------------------------------------------------------------- CPU accounting
 
 
 # --------------------------------------------------------------------------- HTTP
@@ -237,19 +224,10 @@ class Figure:
     note: str
 
 
-def http_run(
-    args: argparse.Namespace,
-    orders_n: int,
-    bodies: list[bytes],
-    target: Target,
-    base_env: dict[str, str],
-    cli: list[str],
-    run_no: int,
-    logdir: Path,
-) -> Figure:
-    env = dict(base_env)
-    recreate_database(target, env, cli)
-    key = create_key(env, cli)
+def http_run(args: argparse.Namespace, bodies: list[bytes], bench: Bench, run_no: int) -> Figure:
+    env = dict(bench.env)
+    recreate_database(bench.target, env, bench.cli)
+    key = create_key(env, bench.cli)
     port = free_port()
     env.update(
         BIND=f"127.0.0.1:{port}",
@@ -258,85 +236,33 @@ def http_run(
         WEB_THREADS=str(args.threads),
         WEB_TIMEOUT=str(int(args.http_timeout)),
     )
-    log_path = logdir / f"gunicorn-run{run_no}.log"
-    command = [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "-c",
-        "python:service.gunicorn_conf",
-        "service.app:create_app()",
-    ]
-    spy: subprocess.Popen[bytes] | None = None
-    with log_path.open("wb") as log:
-        server = subprocess.Popen(command, env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            wait_healthy(port, server, timeout=60)
-            app_pids = {server.pid, *children(server.pid)}
-            if args.profile_dir and args.py_spy:
-                out = Path(args.profile_dir) / f"http-run{run_no}.txt"
-                spy = subprocess.Popen(
-                    [
-                        args.py_spy,
-                        "record",
-                        "--pid",
-                        str(server.pid),
-                        "--subprocesses",
-                        "--rate",
-                        "200",
-                        "--format",
-                        "raw",
-                        "--output",
-                        str(out),
-                    ],
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                )
-                time.sleep(2)  # let py-spy attach before the load starts
-            sampler = CpuSampler()
-            sampler.extra = set(app_pids)
+    log_path = bench.workdir / f"gunicorn-run{run_no}.log"
+    profile = Path(args.profile_dir or ".") / f"http-run{run_no}.txt"
+    with serving([*GUNICORN, "service.app:create_app()"], env, log_path, port) as server:
+        app_pids = {server.pid, *children(server.pid)}
+        with profiling(args.py_spy, server.pid, profile):
+            sampler = CpuSampler(app_pids)
             client_before = time.process_time()
             with sampler:
                 elapsed = post_all(port, key, bodies, args.clients, args.http_timeout)
             client_cpu = time.process_time() - client_before
-        finally:
-            if spy is not None:
-                spy.send_signal(signal.SIGINT)
-                try:
-                    spy.wait(timeout=60)
-                except subprocess.TimeoutExpired:
-                    spy.kill()
-                    spy.wait(timeout=10)
-            server.terminate()
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait(timeout=10)
-    counts = check_counts(target, orders_n, f"HTTP run {run_no}")
+    counts = check_counts(bench.target, args.orders, f"HTTP run {run_no}")
     note = (
         f"{counts}; CPU s: gunicorn {sampler.used(app_pids):.1f}, "
         f"postgres {sampler.postgres():.1f}, client {client_cpu:.1f}, "
         f"machine {sampler.machine:.1f} of {elapsed * (os.cpu_count() or 1):.1f}"
     )
-    return Figure(elapsed, orders_n / elapsed, note)
+    return Figure(elapsed, args.orders / elapsed, note)
 
 
-def csv_run(
-    args: argparse.Namespace,
-    orders_n: int,
-    csv_path: Path,
-    target: Target,
-    base_env: dict[str, str],
-    cli: list[str],
-    run_no: int,
-) -> Figure:
-    env = dict(base_env, LOG_LEVEL="WARNING")
-    recreate_database(target, env, cli)
-    command = [*cli, "import", "orders", str(csv_path)]
+def csv_run(args: argparse.Namespace, csv_path: Path, bench: Bench, run_no: int) -> Figure:
+    orders_n = args.orders
+    env = dict(bench.env, LOG_LEVEL="WARNING")
+    recreate_database(bench.target, env, bench.cli)
+    command = [*bench.cli, "import", "orders", str(csv_path)]
     if args.import_batch_size:
         command += ["--batch-size", str(args.import_batch_size)]
-    if args.profile_dir and args.py_spy:
+    if args.py_spy:
         profile = Path(args.profile_dir) / f"csv-run{run_no}.txt"
         command = [
             args.py_spy,
@@ -360,7 +286,7 @@ def csv_run(
     expected = f"{orders_n} rows read: {orders_n} created, 0 updated, 0 unchanged"
     if expected not in out:
         raise BenchmarkFailed(f"CSV run {run_no}: unexpected import output {out.strip()!r}")
-    counts = check_counts(target, orders_n, f"CSV run {run_no}")
+    counts = check_counts(bench.target, orders_n, f"CSV run {run_no}")
     import_cpu = (child_after.ru_utime + child_after.ru_stime) - (
         child_before.ru_utime + child_before.ru_stime
     )
@@ -410,95 +336,76 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.orders < 1 or args.repeat < 1 or args.clients < 1:
         p.error("--orders, --repeat and --clients must be positive")
     args.customers = args.customers or max(1, args.orders // 4)
-    args.py_spy = None
-    if args.profile_dir:
-        args.py_spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which(
-            "py-spy"
-        )
-        if not args.py_spy:
-            p.error("--profile-dir needs py-spy (pip install py-spy)")
-        Path(args.profile_dir).mkdir(parents=True, exist_ok=True)
+    args.py_spy = find_py_spy(p, args.profile_dir)
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, terminate)
-    command_line = shlex.join([sys.executable, *sys.argv])
-    cli_path = Path(sys.executable).parent / "customer-metrics"
-    cli = (
-        [str(cli_path)]
-        if cli_path.exists()
-        else [sys.executable, "-c", "from service.cli import main; main()"]
-    )
-    target = make_target(args.postgres_url, args.db_name)
-    base_env = {k: v for k, v in os.environ.items() if k not in ("BIND", "PORT")}
-    # Benchmark the tree this file lives in, even if the venv's editable install points elsewhere.
-    base_env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p
-    )
-    base_env.update(DATABASE_URL=target.sqlalchemy_url, REPORTING_CURRENCY="USD")
-    workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="cm-bench-"))
-    workdir.mkdir(parents=True, exist_ok=True)
-
-    print(f"command: {command_line}")
-    print(f"code: {code_revision()}")
+    bench = start_bench(args.postgres_url, args.db_name, args.workdir, "cm-bench-")
+    bench.print_header()
     print(
         f"orders={args.orders} customers={args.customers} seed={args.seed} "
         f"repeat={args.repeat} clients={args.clients} workers={args.workers} "
-        f"threads={args.threads} cores={os.cpu_count()} db={target.db_name} workdir={workdir}"
+        f"threads={args.threads} cores={os.cpu_count()} db={bench.target.db_name} "
+        f"workdir={bench.workdir}"
     )
     if args.profile_dir:
         print(f"PROFILING with py-spy into {args.profile_dir}: figures are slowed by sampling")
+    bodies, csv_path = prepare(args, bench.workdir)
+    print("each run uses a freshly recreated database; HTTP and CSV ingest the same ids")
+    results: dict[str, list[Figure]] = {"http": [], "csv": []}
+    try:
+        for run_no in range(1, args.repeat + 1):
+            if args.only in (None, "http"):
+                results["http"].append(http_run(args, bodies, bench, run_no))
+                print_run("HTTP", run_no, results["http"][-1])
+            if args.only in (None, "csv"):
+                results["csv"].append(csv_run(args, csv_path, bench, run_no))
+                print_run("CSV ", run_no, results["csv"][-1])
+    except BenchmarkFailed as exc:
+        print(f"BENCHMARK FAILED: {exc}", file=sys.stderr)
+        return 1
+    print_summary(results)
+    print(f"row counts: all runs had exactly {args.orders} orders")
+    print(f"command: {bench.command_line}")
+    return 0
 
+
+def prepare(args: argparse.Namespace, workdir: Path) -> tuple[list[bytes], Path]:
+    """The same orders as HTTP bodies and as a CSV file, built before any timing."""
     t = time.perf_counter()
     orders = generate_orders(args.orders, args.customers, args.seed)
     bodies = http_bodies(orders)
     csv_path = workdir / "orders.csv"
     write_csv(orders, csv_path)
-    del orders
     print(
         f"prepared {len(bodies)} JSON bodies ({sum(map(len, bodies)) / 1e6:.1f} MB) and "
         f"{csv_path} ({csv_path.stat().st_size / 1e6:.1f} MB) in {time.perf_counter() - t:.1f}s"
     )
-    print("each run uses a freshly recreated database; HTTP and CSV ingest the same ids")
+    return bodies, csv_path
 
-    results: dict[str, list[Figure]] = {"http": [], "csv": []}
-    try:
-        for run_no in range(1, args.repeat + 1):
-            if args.only in (None, "http"):
-                fig = http_run(args, args.orders, bodies, target, base_env, cli, run_no, workdir)
-                results["http"].append(fig)
-                print(
-                    f"HTTP run {run_no}: {fig.rate:>9,.0f} orders/s  ({fig.seconds:.2f}s)  "
-                    f"{fig.note}",
-                    flush=True,
-                )
-            if args.only in (None, "csv"):
-                fig = csv_run(args, args.orders, csv_path, target, base_env, cli, run_no)
-                results["csv"].append(fig)
-                print(
-                    f"CSV  run {run_no}: {fig.rate:>9,.0f} orders/s  ({fig.seconds:.2f}s)  "
-                    f"{fig.note}",
-                    flush=True,
-                )
-    except BenchmarkFailed as exc:
-        print(f"BENCHMARK FAILED: {exc}", file=sys.stderr)
-        return 1
 
+def print_run(path: str, run_no: int, fig: Figure) -> None:
+    print(
+        f"{path} run {run_no}: {fig.rate:>9,.0f} orders/s  ({fig.seconds:.2f}s)  {fig.note}",
+        flush=True,
+    )
+
+
+def print_summary(results: dict[str, list[Figure]]) -> None:
     print()
     print(f"{'path':<6} {'runs (orders/s)':<36} {'median':>10} {'target':>8}  verdict")
     for name, target_rate in (("http", HTTP_TARGET), ("csv", CSV_TARGET)):
-        figures = results[name]
-        if not figures:
+        rates = [f.rate for f in results[name]]
+        if not rates:
             continue
-        median = statistics.median(f.rate for f in figures)
-        runs = ", ".join(f"{f.rate:,.0f}" for f in figures)
+        median = spread(rates)[0]
         verdict = "meets target" if median >= target_rate else "BELOW target"
-        print(f"{name.upper():<6} {runs:<36} {median:>10,.0f} {target_rate:>8,}  {verdict}")
-    print(f"row counts: all runs had exactly {args.orders} orders")
-    print(f"command: {command_line}")
-    return 0
+        print(
+            f"{name.upper():<6} {runs_text(rates, ',.0f'):<36} {median:>10,.0f} "
+            f"{target_rate:>8,}  {verdict}"
+        )
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ on the same seeded orders, each on its own, one after another:
 
 - *start-up*: `customer-metrics --help`, the process start every command pays;
 - *read and validate*: the file through the import's CSV reader, to staged
-  lines (service/ingestion/order_lines.py), in Python, no database;
+  lines (service/ingestion/bulk/copy_lines.py), in Python, no database;
 - *PostgreSQL*, on a freshly migrated database: COPY of the staged lines into
   a temporary table, the stub customers, and one plain
   `INSERT ... SELECT` of the orders into the real schema (its four indexes and
@@ -39,14 +39,14 @@ from harness import REPO, code_revision, make_target, recreate_database
 sys.path.insert(0, str(REPO))
 from ingest import generate_orders, write_csv
 
-from service.ingestion import bulk_orders
 from service.ingestion.batch import KINDS
-from service.ingestion.csv_import import _CsvRows, _RawRecords
-from service.ingestion.order_lines import PlainOrderRows, record_line
+from service.ingestion.bulk import staging as bulk_staging
+from service.ingestion.bulk.copy_lines import PlainOrderRows, record_line
+from service.ingestion.bulk.csv_rows import CsvRows, RawRecords
 from service.ingestion.records import RecordParser
 
-STAGED = ", ".join(f"{name} {kind}" for name, kind in bulk_orders._STAGED)
-STAGED_COLUMNS = ", ".join(name for name, _ in bulk_orders._STAGED)
+STAGED = ", ".join(f"{name} {kind}" for name, kind in bulk_staging.STAGED_COLUMNS)
+STAGED_COLUMNS = ", ".join(name for name, _ in bulk_staging.STAGED_COLUMNS)
 STUBS = """
     INSERT INTO customers (source, external_id, acquisition_channel, stub, ingested_at)
     SELECT source, customer_id, 'unknown', true, now()
@@ -79,9 +79,9 @@ def timed(step: Callable[[], object]) -> float:
 def read_and_validate(csv_text: str) -> list[str]:
     """The import's reading: plain rows straight to their staged line, others parsed."""
     parser = RecordParser("USD")
-    rows = _CsvRows(KINDS["orders"], io.StringIO(csv_text))
+    rows = CsvRows(KINDS["orders"], io.StringIO(csv_text))
     plain = PlainOrderRows(rows.header, parser.currency, parser.exponent)
-    to_raw = _RawRecords(rows.header)
+    to_raw = RawRecords(rows.header)
     lines = []
     for number, (_, row) in enumerate(rows, 1):
         staged = plain(row, number)

@@ -54,11 +54,8 @@ import random
 import re
 import secrets
 import shlex
-import signal
-import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -77,15 +74,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import metrics_pandas as reference
 from harness import (
     REPO,
+    Bench,
     BenchmarkFailed,
     Target,
     children,
-    code_revision,
     free_port,
-    make_target,
     recreate_database,
-    terminate,
-    wait_healthy,
+    serving,
+    spread,
+    start_bench,
 )
 
 START = datetime(2023, 1, 1, tzinfo=UTC)
@@ -925,162 +922,176 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def _stats(xs: list[float]) -> str:
-    return f"{statistics.median(xs) * 1000:>9.1f} {min(xs) * 1000:>9.1f} {max(xs) * 1000:>9.1f}"
+    median, low, high = spread(xs)
+    return f"{median * 1000:>9.1f} {low * 1000:>9.1f} {high * 1000:>9.1f}"
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, terminate)
-    command_line = shlex.join([sys.executable, *sys.argv])
-    cli_path = Path(sys.executable).parent / "customer-metrics"
-    cli = (
-        [str(cli_path)]
-        if cli_path.exists()
-        else [sys.executable, "-c", "from service.cli import main; main()"]
-    )
-    target = make_target(args.postgres_url, args.db_name)
-    env = {k: v for k, v in os.environ.items() if k not in ("BIND", "PORT")}
-    env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p
-    )
-    env.update(DATABASE_URL=target.sqlalchemy_url, REPORTING_CURRENCY="USD", LOG_LEVEL="WARNING")
-    workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="cm-metrics-"))
-    workdir.mkdir(parents=True, exist_ok=True)
-    for stale in workdir.glob("mismatch-*.json"):
+    bench = start_bench(args.postgres_url, args.db_name, args.workdir, "cm-metrics-")
+    bench.env["LOG_LEVEL"] = "WARNING"
+    for stale in bench.workdir.glob("mismatch-*.json"):
         stale.unlink()
-    print(f"command: {command_line}")
-    print(f"code: {code_revision()}")
+    bench.print_header()
     print(
         f"customers={args.customers} seed={args.seed} repeat={args.repeat} batch={args.batch} "
         f"workers={args.workers} threads={args.threads} cores={os.cpu_count()} "
-        f"db={target.db_name} workdir={workdir}",
+        f"db={bench.target.db_name} workdir={bench.workdir}",
         flush=True,
     )
     try:
-        return _main(args, target, env, cli, workdir, command_line)
+        data = prepare(args, bench)
+        orders_n = table_counts(bench.target)[1]
+        tag = secrets.token_hex(3) if args.reuse_db else "0"
+        new_orders = NewOrders(data, args.seed, args.batch, tag)
+        del data
+        timings = measure(args, bench, new_orders)
+        print_report(args, timings, orders_n, bench.command_line)
+        problems = [p for check in timings.checks for p in check.problems]
+        if problems:
+            shown = "\n  ".join(problems[:40])
+            more = f"\n  ... and {len(problems) - 40} more" if len(problems) > 40 else ""
+            raise BenchmarkFailed(
+                f"service and pandas DISAGREE on {len(problems)} fields (both bodies of each "
+                f"mismatching query are in {bench.workdir}):\n  {shown}{more}"
+            )
     except BenchmarkFailed as exc:
         print(f"BENCHMARK FAILED: {exc}", file=sys.stderr)
         return 1
+    return 0
 
 
-def _main(
-    args: argparse.Namespace,
-    target: Target,
-    env: dict[str, str],
-    cli: list[str],
-    workdir: Path,
-    command_line: str,
-) -> int:
+def prepare(args: argparse.Namespace, bench: Bench) -> Dataset:
+    """Generate the history and (unless --reuse-db) load it into a fresh database."""
     t = time.perf_counter()
     data = generate(args.customers, args.seed)
-    gen_s = time.perf_counter() - t
     print(
         f"generated {data.customers:,} customers, {data.orders:,} orders, "
-        f"{len(data.spend):,} spend records in {gen_s:.1f}s",
+        f"{len(data.spend):,} spend records in {time.perf_counter() - t:.1f}s",
         flush=True,
     )
-    if not args.reuse_db:
+    if args.reuse_db:
+        return data
 
-        def step(name: str, seconds: float) -> None:
-            print(f"  {name:<32} {seconds:8.1f}s", flush=True)
+    def step(name: str, seconds: float) -> None:
+        print(f"  {name:<32} {seconds:8.1f}s", flush=True)
 
-        t = time.perf_counter()
-        recreate_database(target, env, cli)
-        step("create + db upgrade", time.perf_counter() - t)
-        for name, seconds in load(target, data).items():
-            step(name, seconds)
-        step("metrics rebuild", rebuild_derived(env, cli, args))
-        t = time.perf_counter()
-        vacuum(target)
-        step("VACUUM ANALYZE + CHECKPOINT", time.perf_counter() - t)
-        counts = table_counts(target)
-        if counts != (data.customers, data.orders, len(data.spend)):
-            raise BenchmarkFailed(f"loaded {counts}, generated {data.customers, data.orders}")
-    orders_n = table_counts(target)[1]
+    t = time.perf_counter()
+    recreate_database(bench.target, bench.env, bench.cli)
+    step("create + db upgrade", time.perf_counter() - t)
+    for name, seconds in load(bench.target, data).items():
+        step(name, seconds)
+    step("metrics rebuild", rebuild_derived(bench.env, bench.cli, args))
+    t = time.perf_counter()
+    vacuum(bench.target)
+    step("VACUUM ANALYZE + CHECKPOINT", time.perf_counter() - t)
+    counts = table_counts(bench.target)
+    if counts != (data.customers, data.orders, len(data.spend)):
+        raise BenchmarkFailed(f"loaded {counts}, generated {data.customers, data.orders}")
+    return data
 
+
+@dataclass
+class Timings:
+    """Seconds per request kind, the workers' peak memory and the pandas cross-checks."""
+
+    first: dict[str, float] = field(default_factory=dict)
+    cold: dict[tuple[str, str], list[float]] = field(
+        default_factory=lambda: {(k, tz): [] for k in BATCH_KINDS for tz in TZS}
+    )
+    warm: dict[str, list[float]] = field(default_factory=lambda: {tz: [] for tz in TZS})
+    extra_first: list[float] = field(default_factory=list)
+    checks: list[Check] = field(default_factory=list)
+    rss: dict[int, int | None] = field(default_factory=dict)
+    master_hwm: int | None = None
+
+
+def measure(args: argparse.Namespace, bench: Bench, new_orders: NewOrders) -> Timings:
+    """Serve the database and time the first, cold and warm requests; cross-check them."""
     key = "cm_bench_" + secrets.token_urlsafe(24)
     port = free_port()
     server_env = dict(
-        env,
+        bench.env,
         BIND=f"127.0.0.1:{port}",
         BOOTSTRAP_API_KEY=key,
         WEB_CONCURRENCY=str(args.workers),
         WEB_THREADS=str(args.threads),
         WEB_TIMEOUT=str(int(args.http_timeout) + 30),
     )
-    tag = secrets.token_hex(3) if args.reuse_db else "0"
-    new_orders = NewOrders(data, args.seed, args.batch, tag)
-    del data
-    first: dict[str, float] = {}
-    cold: dict[tuple[str, str], list[float]] = {(k, tz): [] for k in BATCH_KINDS for tz in TZS}
-    warm: dict[str, list[float]] = {tz: [] for tz in TZS}
-    extra_first: list[float] = []
-    checks: list[Check] = []
-    log_path = workdir / "gunicorn.log"
-    with log_path.open("wb") as log:
-        server = subprocess.Popen(
-            [*cli, "serve"], env=server_env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT
-        )
-        try:
-            wait_healthy(port, server, timeout=120)
-            client = Client(port, key, args.http_timeout)
-            answers: dict[str, dict[str, Any]] = {}
+    timings = Timings()
+    log_path = bench.workdir / "gunicorn.log"
+    with serving([*bench.cli, "serve"], server_env, log_path, port, timeout=120) as server:
+        client = Client(port, key, args.http_timeout)
+        answers: dict[str, dict[str, Any]] = {}
+        for tz in TZS:
+            timings.first[tz], _, answers[tz] = timed_get(client, {**QUERY, "tz": tz}, "first")
+            print(f"first request tz={tz}: {timings.first[tz] * 1000:.1f} ms", flush=True)
+        if not args.no_check:
+            items = [({**QUERY, "tz": tz}, answers[tz]) for tz in TZS]
+            timings.checks.append(cross_check(bench.target, items, "initial", bench.workdir))
+            print(_check_line(timings.checks[-1]), flush=True)
+        client.close()
+        for run_no in range(1, args.repeat + 1):
             for tz in TZS:
-                first[tz], _, answers[tz] = timed_get(client, {**QUERY, "tz": tz}, "first")
-                print(f"first request tz={tz}: {first[tz] * 1000:.1f} ms", flush=True)
-            if not args.no_check:
-                items = [({**QUERY, "tz": tz}, answers[tz]) for tz in TZS]
-                checks.append(cross_check(target, items, "initial", workdir))
-                print(_check_line(checks[-1]), flush=True)
-            client.close()
-            for run_no in range(1, args.repeat + 1):
-                for tz in TZS:
-                    params = {**QUERY, "tz": tz}
-                    for kind in BATCH_KINDS:
-                        before = sum(p["orders"] for p in answers[tz]["periods"])
-                        post_batch(client, new_orders.next(kind))
-                        c, raw_cold, body = timed_get(client, params, f"cold run {run_no}")
-                        w, raw_warm, _ = timed_get(client, params, f"warm run {run_no}")
-                        if raw_warm != raw_cold:
-                            raise BenchmarkFailed(f"run {run_no} {tz}: warm answer != cold answer")
-                        now_total = sum(p["orders"] for p in body["periods"])
-                        want_total = counted_in_range(target, tz)
-                        if now_total != want_total or now_total == before:
-                            raise BenchmarkFailed(
-                                f"run {run_no} tz={tz} {kind}: the cold answer counts {now_total} "
-                                f"orders (before the batch {before}); the table has {want_total}"
-                            )
-                        answers[tz] = body
-                        cold[kind, tz].append(c)
-                        warm[tz].append(w)
-                        print(
-                            f"run {run_no} tz={tz}: {kind} batch, cold {c * 1000:.1f} ms, "
-                            f"warm {w * 1000:.1f} ms",
-                            flush=True,
-                        )
-            rss = {pid: _status_kb(pid, "VmHWM") for pid in children(server.pid)}
-            master_hwm = _status_kb(server.pid, "VmHWM")
-            if not args.no_check:
-                # Asked again: each tz's last answer predates the other tz's last batch.
-                for tz in TZS:
-                    _, _, answers[tz] = timed_get(client, {**QUERY, "tz": tz}, "final")
-                items = [({**QUERY, "tz": tz}, answers[tz]) for tz in TZS]
-                if not args.no_extra_checks:
-                    for params in EXTRA_QUERIES:
-                        x, _, body = timed_get(client, params, "extra", periods=None)
-                        extra_first.append(x)
-                        items.append((params, body))
-                checks.append(cross_check(target, items, "final", workdir))
-                print(_check_line(checks[-1]), flush=True)
-            client.close()
-        finally:
-            server.terminate()
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait(timeout=10)
+                for kind in BATCH_KINDS:
+                    answers[tz] = cold_and_warm(
+                        client, bench.target, new_orders, answers[tz], tz, kind, run_no, timings
+                    )
+        timings.rss = {pid: _status_kb(pid, "VmHWM") for pid in children(server.pid)}
+        timings.master_hwm = _status_kb(server.pid, "VmHWM")
+        if not args.no_check:
+            # Asked again: each tz's last answer predates the other tz's last batch.
+            for tz in TZS:
+                _, _, answers[tz] = timed_get(client, {**QUERY, "tz": tz}, "final")
+            items = [({**QUERY, "tz": tz}, answers[tz]) for tz in TZS]
+            if not args.no_extra_checks:
+                for params in EXTRA_QUERIES:
+                    x, _, body = timed_get(client, params, "extra", periods=None)
+                    timings.extra_first.append(x)
+                    items.append((params, body))
+            timings.checks.append(cross_check(bench.target, items, "final", bench.workdir))
+            print(_check_line(timings.checks[-1]), flush=True)
+        client.close()
+    return timings
 
+
+def cold_and_warm(
+    client: Client,
+    target: Target,
+    new_orders: NewOrders,
+    answer: dict[str, Any],
+    tz: str,
+    kind: str,
+    run_no: int,
+    timings: Timings,
+) -> dict[str, Any]:
+    """POST a batch, time the request after it (cold) and its repeat (warm); the new answer."""
+    params = {**QUERY, "tz": tz}
+    before = sum(p["orders"] for p in answer["periods"])
+    post_batch(client, new_orders.next(kind))
+    c, raw_cold, body = timed_get(client, params, f"cold run {run_no}")
+    w, raw_warm, _ = timed_get(client, params, f"warm run {run_no}")
+    if raw_warm != raw_cold:
+        raise BenchmarkFailed(f"run {run_no} {tz}: warm answer != cold answer")
+    now_total = sum(p["orders"] for p in body["periods"])
+    want_total = counted_in_range(target, tz)
+    if now_total != want_total or now_total == before:
+        raise BenchmarkFailed(
+            f"run {run_no} tz={tz} {kind}: the cold answer counts {now_total} "
+            f"orders (before the batch {before}); the table has {want_total}"
+        )
+    timings.cold[kind, tz].append(c)
+    timings.warm[tz].append(w)
+    print(
+        f"run {run_no} tz={tz}: {kind} batch, cold {c * 1000:.1f} ms, warm {w * 1000:.1f} ms",
+        flush=True,
+    )
+    return body
+
+
+def print_report(
+    args: argparse.Namespace, timings: Timings, orders_n: int, command_line: str
+) -> None:
     cold_limit = cold_target(orders_n)
     print()
     print(f"GET /v1/metrics?{urlencode(QUERY)}&tz=... ({PERIODS} periods), {orders_n:,} orders")
@@ -1088,12 +1099,14 @@ def _main(
         f"{'request':<38} {'median ms':>9} {'min ms':>9} {'max ms':>9} {'target ms':>10}  verdict"
     )
     for tz in TZS:
-        f = first[tz] * 1000
+        f = timings.first[tz] * 1000
         print(f"{'first (no cache) ' + tz:<38} {f:>9.1f} {'':>9} {'':>9} {'':>10}")
-    rows = [(f"cold ({kind} batch) {tz}", cold[kind, tz], cold_limit) for kind, tz in cold]
-    rows += [(f"warm {tz}", warm[tz], WARM_TARGET) for tz in TZS]
+    rows = [
+        (f"cold ({kind} batch) {tz}", xs, cold_limit) for (kind, tz), xs in timings.cold.items()
+    ]
+    rows += [(f"warm {tz}", timings.warm[tz], WARM_TARGET) for tz in TZS]
     for label, xs, limit in rows:
-        verdict = "meets target" if statistics.median(xs) <= limit else "ABOVE target"
+        verdict = "meets target" if spread(xs)[0] <= limit else "ABOVE target"
         print(f"{label:<38} {_stats(xs)} {limit * 1000:>10.0f}  {verdict}")
     print(
         f"runs: {args.repeat} per tz and batch kind; each cold request follows a POST of "
@@ -1101,29 +1114,20 @@ def _main(
     )
     print(
         "peak RSS (VmHWM) of the gunicorn workers: "
-        + ", ".join(f"{h / 1024:.0f} MiB" for h in rss.values() if h)
-        + (f"; master {master_hwm / 1024:.0f} MiB" if master_hwm else "")
+        + ", ".join(f"{h / 1024:.0f} MiB" for h in timings.rss.values() if h)
+        + (f"; master {timings.master_hwm / 1024:.0f} MiB" if timings.master_hwm else "")
     )
-    if extra_first:
+    if timings.extra_first:
         print(
-            f"{len(extra_first)} extra query shapes (first requests): "
-            + ", ".join(f"{x * 1000:.0f}" for x in extra_first)
+            f"{len(timings.extra_first)} extra query shapes (first requests): "
+            + ", ".join(f"{x * 1000:.0f}" for x in timings.extra_first)
             + " ms"
         )
-    problems = [p for check in checks for p in check.problems]
-    for check in checks:
+    for check in timings.checks:
         print(_check_line(check))
     if args.no_check:
         print("pandas cross-check SKIPPED (--no-check)")
     print(f"command: {command_line}")
-    if problems:
-        shown = "\n  ".join(problems[:40])
-        more = f"\n  ... and {len(problems) - 40} more" if len(problems) > 40 else ""
-        raise BenchmarkFailed(
-            f"service and pandas DISAGREE on {len(problems)} fields (both bodies of each "
-            f"mismatching query are in {workdir}):\n  {shown}{more}"
-        )
-    return 0
 
 
 def _check_line(check: Check) -> str:

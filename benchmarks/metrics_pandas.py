@@ -1,6 +1,7 @@
 """An independent pandas/numpy computation of GET /v1/metrics, straight from the tables.
 
-It follows METRICS.md §1-§5 literally and shares no code with the service, so
+It follows METRICS.md §1-§5 literally and shares no computation with the service
+(only the names of the fields, from service.metrics.fields), so
 `benchmarks/metrics.py` can compare the two answers field by field. Run alone:
 
     .venv/bin/python benchmarks/metrics_pandas.py \\
@@ -44,58 +45,18 @@ import numpy as np
 import pandas as pd
 import psycopg
 
+from service.metrics.fields import FieldKind, names
+
 INTERVALS = ("day", "week", "month", "quarter", "year")
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 US = timedelta(microseconds=1)
 UNKNOWN_CHANNEL = "unknown"
 
-# Field order of one period in the response.
-COUNT_FIELDS = (
-    "customers_start",
-    "customers_end",
-    "new_customers",
-    "lost_customers",
-    "reactivated_customers",
-    "orders",
-    "buyers",
-    "repeat_buyers",
-    "returning_buyers",
-)
-MONEY_FIELDS = ("revenue", "aov", "clv", "acquisition_spend", "cac")
-RATIO_FIELDS = (
-    "churn_rate",
-    "retention_rate",
-    "purchase_frequency",
-    "repeat_customer_rate",
-    "returning_customer_rate",
-    "avg_lifespan_periods",
-    "clv_cac_ratio",
-)
-PERIOD_FIELDS = (
-    "start",
-    "end",
-    "customers_start",
-    "customers_end",
-    "new_customers",
-    "lost_customers",
-    "reactivated_customers",
-    "churn_rate",
-    "retention_rate",
-    "orders",
-    "revenue",
-    "buyers",
-    "repeat_buyers",
-    "returning_buyers",
-    "aov",
-    "purchase_frequency",
-    "repeat_customer_rate",
-    "returning_customer_rate",
-    "avg_lifespan_periods",
-    "clv",
-    "acquisition_spend",
-    "cac",
-    "clv_cac_ratio",
-)
+# The response's fields, to check the service's shape with: the service's own registry.
+COUNT_FIELDS = names(FieldKind.COUNT)
+MONEY_FIELDS = names(FieldKind.MONEY)
+RATIO_FIELDS = names(FieldKind.RATIO)
+PERIOD_FIELDS = ("start", "end", *names())
 
 
 # --------------------------------------------------------------------------- periods (§2)

@@ -81,14 +81,9 @@ import multiprocessing
 import os
 import random
 import secrets
-import shlex
-import shutil
 import signal
 import socket
-import statistics
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -102,19 +97,23 @@ from typing import Any
 import psycopg
 from bare_webhook_app import CREATE_TABLE as CREATE_BARE_TABLE
 from harness import (
-    REPO,
+    GUNICORN,
+    Bench,
     BenchmarkFailed,
     CpuSampler,
     Target,
-    code_revision,
     descendants,
+    drop_database,
+    find_py_spy,
     free_port,
-    make_target,
+    profiling,
+    recreate_database,
     run,
-    terminate,
-    wait_healthy,
+    runs_text,
+    serving,
+    spread,
+    start_bench,
 )
-from psycopg import sql
 
 SHOP = "bench.myshopify.com"
 RECORD_SOURCE = f"shopify:{SHOP}"
@@ -370,21 +369,8 @@ def make_schedule(n_unique: int, duplicates: bool, clients: int, seed: int) -> l
 # --------------------------------------------------------------------------- database
 
 
-def drop_database(target: Target) -> None:
-    try:
-        with psycopg.connect(target.admin_url, autocommit=True, connect_timeout=10) as conn:
-            name = sql.Identifier(target.db_name)
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
-    except psycopg.Error as exc:
-        print(f"could not drop {target.db_name}: {exc}", file=sys.stderr)
-
-
 def prepare_database(target: Target, env: dict[str, str], cli: list[str], secret: str) -> None:
-    with psycopg.connect(target.admin_url, autocommit=True, connect_timeout=10) as conn:
-        name = sql.Identifier(target.db_name)
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(name))
-    run([*cli, "db", "upgrade"], env, timeout=120)
+    recreate_database(target, env, cli, timeout=120)
     out = run([*cli, "webhooks", "add", "shopify", SHOP, "--secret", secret], env, timeout=60)
     if repr(RECORD_SOURCE) not in out:
         raise BenchmarkFailed(f"unexpected `webhooks add` output: {out!r}")
@@ -687,6 +673,27 @@ def _percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[rank - 1]
 
 
+@dataclass
+class Served:
+    """The processes of the server under load."""
+
+    server_pid: int  # gunicorn's master
+    app_pids: set[int]  # the master and everything below it
+    mapper_pid: int | None  # the background worker, when it maps
+
+
+@dataclass
+class Load:
+    """What one run's load left: the client's report, the CPU used, the drain."""
+
+    served: Served
+    done: tuple[Any, ...]  # client_main's report
+    sampler: CpuSampler
+    backends: set[int]  # server pids of the benchmark database's connections
+    drain: tuple[int, float]  # see wait_mapped
+    waits: WaitSampler | None
+
+
 def bench_run(
     args: argparse.Namespace,
     setting: tuple[int, int],
@@ -694,16 +701,13 @@ def bench_run(
     deliveries: list[Delivery],
     schedule: list[int],
     secret: str,
-    target: Target,
-    base_env: dict[str, str],
-    cli: list[str],
-    logdir: Path,
+    bench: Bench,
     bare: bool = False,
 ) -> Figure:
     workers, threads = setting
     label = f"{'bare ' if bare else ''}{workers}x{threads}"
-    env = dict(base_env)
-    prepare_database(target, env, cli, secret)
+    env = dict(bench.env)
+    prepare_database(bench.target, env, bench.cli, secret)
     speed = cpu_speed()
     port = free_port()
     env.update(
@@ -714,82 +718,82 @@ def bench_run(
         WEB_TIMEOUT=str(int(args.http_timeout)),
     )
     env["WEBHOOK_MAPPER"] = "off" if bare else args.mapper
-    log_path = logdir / f"gunicorn-{label}-run{run_no}.log"
-    mapper_pid: int | None = None
-    spy: subprocess.Popen[bytes] | None = None
-    client: multiprocessing.process.BaseProcess | None = None
+    log_path = bench.workdir / f"gunicorn-{label}-run{run_no}.log"
+    command = [*bench.cli, "serve"]
+    if bare:
+        with psycopg.connect(bench.target.libpq_url, autocommit=True) as conn:
+            conn.execute(CREATE_BARE_TABLE)
+        command = [*GUNICORN, "benchmarks.bare_webhook_app:app"]
+    with serving(command, env, log_path, port) as server:
+        served = await_processes(server.pid, workers, args.mapper == "process" and not bare)
+        if not bare:
+            check_refuses_bad_signature(port, deliveries[0], args.http_timeout)
+        profile = Path(args.profile_dir or ".") / f"webhooks-{label}-run{run_no}.txt"
+        load = apply_load(args, port, served, deliveries, schedule, bench.target, bare, profile)
+    figure = make_figure(args, label, run_no, load, deliveries, bench.target, bare)
+    figure.note = describe_load(load, speed)
+    if args.server_timing:
+        figure.note += "; " + server_timing(log_path)
+    if load.waits is not None:
+        figure.note += "; " + load.waits.summary()
+    return figure
+
+
+def await_processes(server_pid: int, workers: int, want_mapper: bool) -> Served:
+    """Wait until gunicorn runs its workers (and the mapper process, if one is wanted)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        below = descendants(server_pid)
+        mappers = [pid for pid, cmd in below.items() if _is_mapper(cmd)]
+        if len(below) - len(mappers) == workers and len(mappers) == want_mapper:
+            break
+        time.sleep(0.2)
+    if len(below) - len(mappers) != workers or len(mappers) != want_mapper:
+        raise BenchmarkFailed(
+            f"gunicorn has {len(below) - len(mappers)} workers and {len(mappers)} "
+            f"mapper processes, want {workers} and {int(want_mapper)}"
+        )
+    return Served(server_pid, {server_pid, *below}, mappers[0] if mappers else None)
+
+
+def apply_load(
+    args: argparse.Namespace,
+    port: int,
+    served: Served,
+    deliveries: list[Delivery],
+    schedule: list[int],
+    target: Target,
+    bare: bool,
+    profile: Path,
+) -> Load:
+    """Warm up, then the timed load from a forked client process, then the drain."""
+    ctx = multiprocessing.get_context("fork")
+    parent_end, child_end = ctx.Pipe()
+    requests = [(d.head, d.body) for d in deliveries]
+    client = ctx.Process(
+        target=client_main,
+        args=(
+            port,
+            requests,
+            schedule,
+            args.clients,
+            args.warmup,
+            args.seconds,
+            args.http_timeout,
+            args.requests_per_connection,
+            child_end,
+        ),
+        daemon=True,
+    )
+    client.start()
     waits: WaitSampler | None = None
-    with log_path.open("wb") as log:
-        command = [*cli, "serve"]
-        if bare:
-            with psycopg.connect(target.libpq_url, autocommit=True) as conn:
-                conn.execute(CREATE_BARE_TABLE)
-            gunicorn = ["-m", "gunicorn", "-c", "python:service.gunicorn_conf"]
-            command = [sys.executable, *gunicorn, "benchmarks.bare_webhook_app:app"]
-        server = subprocess.Popen(command, env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            wait_healthy(port, server, timeout=60)
-            want_mapper = args.mapper == "process" and not bare
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
-                below = descendants(server.pid)
-                mappers = [pid for pid, cmd in below.items() if _is_mapper(cmd)]
-                if len(below) - len(mappers) == workers and len(mappers) == want_mapper:
-                    break
-                time.sleep(0.2)
-            app_pids = {server.pid, *below}
-            if len(below) - len(mappers) != workers or len(mappers) != want_mapper:
-                raise BenchmarkFailed(
-                    f"gunicorn has {len(below) - len(mappers)} workers and {len(mappers)} "
-                    f"mapper processes, want {workers} and {int(want_mapper)}"
-                )
-            mapper_pid = mappers[0] if mappers else None
-            if not bare:
-                check_refuses_bad_signature(port, deliveries[0], args.http_timeout)
-            ctx = multiprocessing.get_context("fork")
-            parent_end, child_end = ctx.Pipe()
-            requests = [(d.head, d.body) for d in deliveries]
-            client = ctx.Process(
-                target=client_main,
-                args=(
-                    port,
-                    requests,
-                    schedule,
-                    args.clients,
-                    args.warmup,
-                    args.seconds,
-                    args.http_timeout,
-                    args.requests_per_connection,
-                    child_end,
-                ),
-                daemon=True,
-            )
-            client.start()
-            if not parent_end.poll(args.http_timeout * (args.warmup / args.clients + 2) + 60):
-                raise BenchmarkFailed("the client did not finish its warm-up in time")
-            parent_end.recv()
-            if args.profile_dir and args.py_spy:
-                out = Path(args.profile_dir) / f"webhooks-{label}-run{run_no}.txt"
-                spy = subprocess.Popen(
-                    [
-                        args.py_spy,
-                        "record",
-                        "--pid",
-                        str(server.pid),
-                        "--subprocesses",
-                        "--rate",
-                        "200",
-                        "--format",
-                        "raw",
-                        "--output",
-                        str(out),
-                    ],
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                )
-                time.sleep(2)  # let py-spy attach before the load starts
+    try:
+        if not parent_end.poll(args.http_timeout * (args.warmup / args.clients + 2) + 60):
+            raise BenchmarkFailed("the client did not finish its warm-up in time")
+        parent_end.recv()
+        with profiling(args.py_spy, served.server_pid, profile):
             assert client.pid is not None
-            sampler = CpuSampler(app_pids | {client.pid})
+            sampler = CpuSampler(served.app_pids | {client.pid})
             if args.waits:
                 waits = WaitSampler(target)
                 waits.__enter__()
@@ -803,55 +807,35 @@ def bench_run(
                 backends |= database_backends(target)
             if waits is not None:
                 waits.__exit__(None, None, None)
-        finally:
-            if waits is not None and waits._thread.is_alive():
-                waits.__exit__(None, None, None)
-            if client is not None:
-                client.join(10)
-                if client.is_alive():
-                    client.kill()
-                    client.join(10)
-            if spy is not None:
-                spy.send_signal(signal.SIGINT)
-                try:
-                    spy.wait(timeout=60)
-                except subprocess.TimeoutExpired:
-                    spy.kill()
-                    spy.wait(timeout=10)
-            server.terminate()
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait(timeout=10)
-    _, started, ended, client_cpu, _, alive, exhausted, results = done
-    if alive:
-        raise BenchmarkFailed(f"{alive} client threads did not finish in time")
+    finally:
+        if waits is not None and waits._thread.is_alive():
+            waits.__exit__(None, None, None)
+        client.join(10)
+        if client.is_alive():
+            client.kill()
+            client.join(10)
+    return Load(served, done, sampler, backends, drain, waits)
 
+
+def describe_load(load: Load, speed: float) -> str:
+    """The note printed under a run's figures: what was sent, the drain, the CPU spent."""
+    _, started, ended, client_cpu, _, _, exhausted, results = load.done
     timed = [r for r in results if r[2]]
     elapsed = ended - started
-    latencies = sorted(r[4] * 1000 for r in timed)
-    http_errors = [r for r in results if r[5] != 200]
-    bad_answers = [r for r in results if r[5] == 200 and r[6] not in ("received", "duplicate")]
-    problems = []
-    problems += verify_bare(target, results) if bare else verify(target, deliveries, results)
-    if http_errors or bad_answers:
-        shown = Counter(f"HTTP {r[5]} {r[6]} {r[8][:160]}" for r in http_errors + bad_answers)
-        problems.append(
-            f"{len(http_errors)} requests failed and {len(bad_answers)} answers were not "
-            "received/duplicate: " + "; ".join(f"{n}x {what}" for what, n in shown.most_common(5))
-        )
+    drain = load.drain
+    served, sampler = load.served, load.sampler
     unique_timed = len({r[1] for r in timed if r[6] == "received"})
     duplicates = sum(1 for r in results if r[6] == "duplicate")
     raced = racing_copies(results)
     cores = os.cpu_count() or 1
-    gunicorn_cpu = sampler.used(app_pids)
-    workers_only = app_pids - {server.pid, mapper_pid}
+    gunicorn_cpu = sampler.used(served.app_pids)
+    workers_only = served.app_pids - {served.server_pid, served.mapper_pid}
     per_worker = sorted((sampler.used({pid}) for pid in workers_only), reverse=True)
     workers_cpu = ", ".join(f"{cpu:.1f}" for cpu in per_worker)
-    postgres_cpu = sampler.used(backends)
+    postgres_cpu = sampler.used(load.backends)
     other_postgres_cpu = sampler.postgres() - postgres_cpu
-    note = (
+    mapper_pid = served.mapper_pid
+    return (
         f"sent {len(results)} ({len(results) - len(timed)} warm-up), "
         f"{len({r[1] for r in results})} distinct, {duplicates} answered duplicate"
         + (f" ({raced} sent while their stored copy was still in flight)" if duplicates else "")
@@ -874,10 +858,35 @@ def bench_run(
         )
         + ("; DELIVERY POOL EXHAUSTED (raise --max-deliveries)" if exhausted else "")
     )
-    if args.server_timing:
-        note += "; " + server_timing(log_path)
-    if waits is not None:
-        note += "; " + waits.summary()
+
+
+def make_figure(
+    args: argparse.Namespace,
+    label: str,
+    run_no: int,
+    load: Load,
+    deliveries: list[Delivery],
+    target: Target,
+    bare: bool,
+) -> Figure:
+    """A run's figures, with every problem the answers and the database show."""
+    _, started, ended, _, _, alive, _, results = load.done
+    if alive:
+        raise BenchmarkFailed(f"{alive} client threads did not finish in time")
+    timed = [r for r in results if r[2]]
+    elapsed = ended - started
+    latencies = sorted(r[4] * 1000 for r in timed)
+    http_errors = [r for r in results if r[5] != 200]
+    bad_answers = [r for r in results if r[5] == 200 and r[6] not in ("received", "duplicate")]
+    problems = []
+    problems += verify_bare(target, results) if bare else verify(target, deliveries, results)
+    if http_errors or bad_answers:
+        shown = Counter(f"HTTP {r[5]} {r[6]} {r[8][:160]}" for r in http_errors + bad_answers)
+        problems.append(
+            f"{len(http_errors)} requests failed and {len(bad_answers)} answers were not "
+            "received/duplicate: " + "; ".join(f"{n}x {what}" for what, n in shown.most_common(5))
+        )
+    unique_timed = len({r[1] for r in timed if r[6] == "received"})
     return Figure(
         setting=label,
         run_no=run_no,
@@ -888,7 +897,7 @@ def bench_run(
         p99=_percentile(latencies, 99),
         max_ms=latencies[-1] if latencies else float("nan"),
         errors=len(http_errors) + len(bad_answers),
-        note=note,
+        note="",
         profiled=bool(args.profile_dir),
         problems=problems,
     )
@@ -1095,8 +1104,8 @@ def parse_settings(text: str) -> list[tuple[int, int]]:
 
 
 def _is_mapper(command: str) -> bool:
-    """The background worker (`customer-metrics worker`), or a `webhooks map` of older code."""
-    return "main() worker" in command or "webhooks map" in command
+    """The background worker (`python -m service.background`), or one of older code."""
+    return any(name in command for name in ("service.background", "main() worker", "webhooks map"))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -1189,56 +1198,65 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.db_name = args.db_name or f"cm_webhooks_bench_{os.getpid()}"
     args.max_deliveries = args.max_deliveries or int(2500 * args.seconds) + args.warmup
     args.customers = args.customers or max(1, args.max_deliveries // 3)
-    args.py_spy = None
-    if args.profile_dir:
-        args.py_spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which(
-            "py-spy"
-        )
-        if not args.py_spy:
-            p.error("--profile-dir needs py-spy on PATH or next to the interpreter")
-        Path(args.profile_dir).mkdir(parents=True, exist_ok=True)
+    args.py_spy = find_py_spy(p, args.profile_dir)
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, terminate)
-    command_line = shlex.join([sys.executable, *sys.argv])
-    cli_path = Path(sys.executable).parent / "customer-metrics"
-    cli = (
-        [str(cli_path)]
-        if cli_path.exists()
-        else [sys.executable, "-c", "from service.cli import main; main()"]
-    )
-    target = make_target(args.postgres_url, args.db_name)
-    base_env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("BIND", "PORT", "WEB_CONCURRENCY", "WEB_THREADS", "BOOTSTRAP_API_KEY")
-    }
-    base_env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p
-    )
-    base_env.update(DATABASE_URL=target.sqlalchemy_url, REPORTING_CURRENCY="USD")
+    # serve's own settings come from the arguments, never from the caller's environment.
+    unset = ("WEB_CONCURRENCY", "WEB_THREADS", "BOOTSTRAP_API_KEY")
+    bench = start_bench(args.postgres_url, args.db_name, args.workdir, "cm-webhooks-", unset)
     # Webhook secrets are stored encrypted with it (a Fernet key: 32 random bytes).
-    base_env.setdefault("SECRETS_KEY", base64.urlsafe_b64encode(os.urandom(32)).decode())
-    workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="cm-webhooks-"))
-    workdir.mkdir(parents=True, exist_ok=True)
+    bench.env.setdefault("SECRETS_KEY", base64.urlsafe_b64encode(os.urandom(32)).decode())
     secret = secrets.token_urlsafe(32)
-
-    print(f"command: {command_line}")
-    print(f"code: {code_revision()}")
+    bench.print_header()
     print(
         f"seconds={args.seconds:g} clients={args.clients} "
         f"requests_per_connection={args.requests_per_connection} repeat={args.repeat} "
         f"duplicates={'10%' if args.duplicates else 'no'} warmup={args.warmup} "
         f"settings={','.join(f'{w}x{t}' for w, t in args.settings)} (WEB_CONCURRENCY x "
         f"WEB_THREADS, gthread) mapper={args.mapper} cores={os.cpu_count()} log_level="
-        f"{'INFO' if args.server_timing else args.log_level} db={target.db_name} workdir={workdir}"
+        f"{'INFO' if args.server_timing else args.log_level} db={bench.target.db_name} "
+        f"workdir={bench.workdir}"
     )
     if args.profile_dir:
         print(f"PROFILING with py-spy into {args.profile_dir}: figures are slowed by sampling")
+    deliveries, schedule = prepare(args, secret)
+    print(f"target: >= {TARGET_RATE:.0f} deliveries/s with p99 <= {TARGET_P99_MS:.0f} ms")
+    runs = [
+        (s, bare) for s in args.settings for bare in ((False, True) if args.baseline else (False,))
+    ]
+    figures: dict[str, list[Figure]] = {
+        f"{'bare ' if bare else ''}{w}x{th}": [] for (w, th), bare in runs
+    }
+    failures: list[str] = []
+    try:
+        for run_no in range(1, args.repeat + 1):
+            for setting, bare in runs:
+                fig = bench_run(args, setting, run_no, deliveries, schedule, secret, bench, bare)
+                figures[fig.setting].append(fig)
+                print_run(fig, run_no)
+                failures += [f"{fig.setting} run {run_no}: {problem}" for problem in fig.problems]
+    except BenchmarkFailed as exc:
+        print(f"BENCHMARK FAILED: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        if not args.keep_db:
+            drop_database(bench.target)
+    print_summary(figures, args.clients)
+    print(f"command: {bench.command_line}")
+    if failures:
+        print(f"BENCHMARK CHECKS FAILED ({len(failures)} problems):", file=sys.stderr)
+        for failure in failures:
+            print(f"  {failure}", file=sys.stderr)
+        return 1
+    print("database counts: exact in every run (no delivery or order lost or duplicated)")
+    return 0
 
+
+def prepare(args: argparse.Namespace, secret: str) -> tuple[list[Delivery], list[int]]:
+    """Every signed delivery and the order they are sent in, built before any timing."""
     t = time.perf_counter()
     deliveries = generate_deliveries(
         args.max_deliveries, args.customers, max(1, args.customers // 5), args.seed, secret
@@ -1251,82 +1269,47 @@ def main(argv: list[str] | None = None) -> int:
         f"{sum(1 for d in deliveries if d.customer_key.startswith('g:')) / len(deliveries):.0%} "
         f"guest orders; {len(schedule) - len(deliveries)} re-sends scheduled"
     )
-    print(f"target: >= {TARGET_RATE:.0f} deliveries/s with p99 <= {TARGET_P99_MS:.0f} ms")
+    return deliveries, schedule
 
-    runs = [
-        (s, bare) for s in args.settings for bare in ((False, True) if args.baseline else (False,))
-    ]
-    figures: dict[str, list[Figure]] = {
-        f"{'bare ' if bare else ''}{w}x{th}": [] for (w, th), bare in runs
-    }
-    failures: list[str] = []
-    try:
-        for run_no in range(1, args.repeat + 1):
-            for setting, bare in runs:
-                fig = bench_run(
-                    args,
-                    setting,
-                    run_no,
-                    deliveries,
-                    schedule,
-                    secret,
-                    target,
-                    base_env,
-                    cli,
-                    workdir,
-                    bare,
-                )
-                figures[fig.setting].append(fig)
-                status = "checks OK" if not fig.problems else "CHECKS FAILED"
-                print(
-                    f"{fig.setting} run {run_no}: {fig.rate:>6,.0f} deliveries/s "
-                    f"({fig.unique_rate:,.0f} distinct/s)  latency ms p50 {fig.p50:.1f} "
-                    f"p90 {fig.p90:.1f} p99 {fig.p99:.1f} max {fig.max_ms:.1f}  "
-                    f"errors {fig.errors}  {status}; {verify.last_summary}"  # type: ignore[attr-defined]
-                    + (" [profiled]" if fig.profiled else ""),
-                    flush=True,
-                )
-                print(f"    {fig.note}", flush=True)
-                for problem in fig.problems:
-                    print(f"    PROBLEM: {problem}", flush=True)
-                    failures.append(f"{fig.setting} run {run_no}: {problem}")
-    except BenchmarkFailed as exc:
-        print(f"BENCHMARK FAILED: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        if not args.keep_db:
-            drop_database(target)
 
+def print_run(fig: Figure, run_no: int) -> None:
+    status = "checks OK" if not fig.problems else "CHECKS FAILED"
+    print(
+        f"{fig.setting} run {run_no}: {fig.rate:>6,.0f} deliveries/s "
+        f"({fig.unique_rate:,.0f} distinct/s)  latency ms p50 {fig.p50:.1f} "
+        f"p90 {fig.p90:.1f} p99 {fig.p99:.1f} max {fig.max_ms:.1f}  "
+        f"errors {fig.errors}  {status}; {verify.last_summary}"  # type: ignore[attr-defined]
+        + (" [profiled]" if fig.profiled else ""),
+        flush=True,
+    )
+    print(f"    {fig.note}", flush=True)
+    for problem in fig.problems:
+        print(f"    PROBLEM: {problem}", flush=True)
+
+
+def print_summary(figures: dict[str, list[Figure]], clients: int) -> None:
     print()
     print(
         f"{'setting':<9} {'deliveries/s (runs)':<26} {'median':>7} "
         f"{'p99 ms (runs)':<22} {'median':>7} {'p50':>6} {'p90':>6} {'errors':>6}  verdict"
     )
     for label, figs in figures.items():
-        rate = statistics.median(f.rate for f in figs)
-        p99 = statistics.median(f.p99 for f in figs)
+        rates, p99s = [f.rate for f in figs], [f.p99 for f in figs]
+        rate, p99 = spread(rates)[0], spread(p99s)[0]
         verdict = "meets target" if rate >= TARGET_RATE and p99 <= TARGET_P99_MS else "BELOW target"
         if label.startswith("bare"):
             verdict = "reference"
         print(
-            f"{label:<9} {', '.join(f'{f.rate:,.0f}' for f in figs):<26} {rate:>7,.0f} "
-            f"{', '.join(f'{f.p99:.1f}' for f in figs):<22} {p99:>7.1f} "
-            f"{statistics.median(f.p50 for f in figs):>6.1f} "
-            f"{statistics.median(f.p90 for f in figs):>6.1f} "
+            f"{label:<9} {runs_text(rates, ',.0f'):<26} {rate:>7,.0f} "
+            f"{runs_text(p99s, '.1f'):<22} {p99:>7.1f} "
+            f"{spread([f.p50 for f in figs])[0]:>6.1f} "
+            f"{spread([f.p90 for f in figs])[0]:>6.1f} "
             f"{sum(f.errors for f in figs):>6}  {verdict}"
         )
     print(
         f"target: >= {TARGET_RATE:.0f} deliveries/s with p99 <= {TARGET_P99_MS:.0f} ms "
-        f"(settings: gunicorn WEB_CONCURRENCY x WEB_THREADS; {args.clients} client connections)"
+        f"(settings: gunicorn WEB_CONCURRENCY x WEB_THREADS; {clients} client connections)"
     )
-    print(f"command: {command_line}")
-    if failures:
-        print(f"BENCHMARK CHECKS FAILED ({len(failures)} problems):", file=sys.stderr)
-        for failure in failures:
-            print(f"  {failure}", file=sys.stderr)
-        return 1
-    print("database counts: exact in every run (no delivery or order lost or duplicated)")
-    return 0
 
 
 if __name__ == "__main__":

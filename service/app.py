@@ -11,9 +11,9 @@ from __future__ import annotations
 from flask import Flask
 
 from service import change_log
+from service.api.json_provider import ExactJSONProvider
 from service.config import Settings
 from service.db import Database
-from service.jsonio import ExactJSONProvider
 
 
 def create_app(settings: Settings | None = None, *, check_secrets: bool = True) -> Flask:
@@ -26,12 +26,12 @@ def create_app(settings: Settings | None = None, *, check_secrets: bool = True) 
     from service.api import customers, health, metrics, orders, prometheus, spend, webhooks
     from service.api.openapi import describe_records, make_api
     from service.api.parameters import install_parameter_check
+    from service.api.request_ids import install_request_ids
+    from service.background.thread import BackgroundThread
     from service.errors import register_error_handlers
-    from service.logs import install_request_ids
     from service.metrics import ReportCache
     from service.monitoring.requests import install_request_metrics
     from service.request import ServiceRequest
-    from service.webhooks.mapper import BackgroundMapper
     from service.webhooks.sender_cache import SenderCache
     from service.webhooks.stored_secrets import refuse_unreadable_secrets
 
@@ -41,13 +41,10 @@ def create_app(settings: Settings | None = None, *, check_secrets: bool = True) 
     app.json = ExactJSONProvider(app)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.request_class = ServiceRequest
-    # Started by the first stored delivery, or by gunicorn's post_worker_init hook.
-    mapper = (
-        BackgroundMapper(database, app.extensions["customer_metrics.parser"])
-        if settings.webhook_mapper == "thread"
-        else None
-    )
-    app.extensions["customer_metrics.mapper"] = mapper
+    # The background work in a thread of this process, woken by each stored delivery;
+    # started by the first one, or by gunicorn's post_worker_init hook.
+    background = BackgroundThread(app) if settings.webhook_mapper == "thread" else None
+    app.extensions["customer_metrics.mapper"] = background
     box = app.extensions["customer_metrics.secret_box"]
     if check_secrets:
         refuse_unreadable_secrets(database, box)

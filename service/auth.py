@@ -1,4 +1,4 @@
-"""API keys: creation, look-up by hash, revocation, and the scope check for views."""
+"""API keys: creation, look-up by hash, revocation, rate limits, and what a scope grants."""
 
 from __future__ import annotations
 
@@ -8,11 +8,9 @@ import secrets
 from collections.abc import Iterable
 from datetime import datetime
 
-from flask import request
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
-from service.errors import Forbidden, Unauthenticated
 from service.models import SCOPES, ApiKey
 
 KEY_PREFIX = "cm_"
@@ -104,27 +102,6 @@ def find_active_key(session: Session, key: str) -> ApiKey | None:
     return None
 
 
-def bearer_token() -> str:
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthenticated(
-            "This endpoint needs an API key: send 'Authorization: Bearer <key>'.",
-            headers={"WWW-Authenticate": 'Bearer realm="customer-metrics"'},
-        )
-    return token.strip()
-
-
-def authorize(session: Session, scope: str) -> ApiKey:
-    """The request's key, if it exists, is not revoked, and carries `scope`."""
-    key = find_active_key(session, bearer_token())
-    if key is None:
-        raise Unauthenticated(
-            "The API key is unknown or revoked.",
-            headers={"WWW-Authenticate": 'Bearer realm="customer-metrics", error="invalid_token"'},
-        )
-    if scope not in key.scope_set and SUPERSCOPE not in key.scope_set:
-        raise Forbidden(
-            f"This API key lacks the '{scope}' scope; it has: {', '.join(sorted(key.scope_set))}."
-        )
-    return key
+def grants(key: ApiKey, scope: str) -> bool:
+    """Whether `key` may do what `scope` allows: it carries the scope, or is an admin key."""
+    return scope in key.scope_set or SUPERSCOPE in key.scope_set

@@ -59,10 +59,11 @@ class Settings:
     request_read_timeout: int = 10
     log_level: str = "INFO"
     bootstrap_api_key: str | None = None
-    # Who maps stored webhook deliveries into records. "thread": a background thread
-    # of each web process; "process": the mapper process gunicorn runs beside its
-    # workers (the default under service/gunicorn_conf.py); "off": only a
-    # `customer-metrics worker` you run yourself.
+    # Who runs the background work (service/background/: mapping stored webhook
+    # deliveries into records, pruning, purchase-history refreshes, queued jobs).
+    # "thread": a background thread of each web process; "process": the background
+    # worker gunicorn runs beside its workers (the default under
+    # service/gunicorn_conf.py); "off": only a `customer-metrics worker` you run yourself.
     webhook_mapper: str = "thread"
     # /readyz answers 503 once a webhook delivery has waited longer than this to be
     # mapped (a stopped mapper); 0 turns the check off.

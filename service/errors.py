@@ -1,4 +1,9 @@
-"""One error shape for every failure: RFC 9457 problem details (application/problem+json)."""
+"""One error shape for every failure: RFC 9457 problem details (application/problem+json).
+
+The core's failures (service/failures.py) carry no status: here each kind gets its
+status and problem type (FAILURE_ANSWERS). Refusals only HTTP makes (no key, wrong
+media type, not ready) are Problems, which carry theirs.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +18,15 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
+from service.failures import (
+    Conflict,
+    Failure,
+    InvalidInput,
+    MalformedInput,
+    NotAuthentic,
+    RateLimited,
+    Unavailable,
+)
 from service.transient import error_line, is_conflict, is_unavailable
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
@@ -24,7 +38,7 @@ RETRY_AFTER_SECONDS = 1
 
 
 class Problem(Exception):
-    """An error the client can act on. Subclasses fix the status and the problem type."""
+    """A refusal only HTTP makes, which the client can act on. Subclasses fix status and type."""
 
     status = 400
     code = "bad-request"
@@ -39,10 +53,6 @@ class Problem(Exception):
         self.detail = detail
         self.errors = list(errors or [])
         self.headers = dict(headers or {})
-
-
-class MalformedBody(Problem):
-    status, code = 400, "malformed-body"
 
 
 class Unauthenticated(Problem):
@@ -61,17 +71,20 @@ class UnsupportedMediaType(Problem):
     status, code = 415, "unsupported-media-type"
 
 
-class Conflict(Problem):
-    status, code = 409, "conflict"
-
-
-class ValidationFailed(Problem):
-    status, code = 422, "validation-failed"
-
-
 class NotReady(Problem):
     status, code = 503, "not-ready"
 
+
+# The status and problem type of each kind of the core's failures; a subclass answers
+# as the nearest kind it derives from.
+FAILURE_ANSWERS: dict[type[Failure], tuple[int, str]] = {
+    MalformedInput: (400, "malformed-body"),
+    NotAuthentic: (401, "unauthenticated"),
+    Conflict: (409, "conflict"),
+    InvalidInput: (422, "validation-failed"),
+    RateLimited: (429, "rate-limited"),
+    Unavailable: (503, "not-ready"),
+}
 
 # Codes for errors Werkzeug raises itself (routing, body size, methods).
 _HTTP_CODES = {
@@ -122,6 +135,16 @@ def problem_document(
 
 def render_problem(error: Problem) -> Response:
     return problem_response(error.status, error.code, error.detail, error.errors, error.headers)
+
+
+def render_failure(error: Failure) -> Response:
+    answer = next((FAILURE_ANSWERS[k] for k in type(error).__mro__ if k in FAILURE_ANSWERS), None)
+    if answer is None:  # a kind of failure nobody gave an answer: a bug
+        return render_unexpected(error)
+    status, code = answer
+    retry_after = getattr(error, "retry_after", None)
+    headers = {} if retry_after is None else {"Retry-After": str(retry_after)}
+    return problem_response(status, code, error.detail, error.errors, headers)
 
 
 def render_http_exception(error: HTTPException) -> Response:
@@ -205,6 +228,7 @@ def _webargs_errors(data: Mapping[str, Any] | None) -> list[dict[str, str]]:
 
 def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(Problem, render_problem)
+    app.register_error_handler(Failure, render_failure)
     app.register_error_handler(HTTPException, render_http_exception)
     app.register_error_handler(DBAPIError, render_database_error)
     # Raised as they are by the driver (COPY), or by the pool when it is exhausted.

@@ -7,12 +7,12 @@ from typing import TYPE_CHECKING
 from flask import current_app
 
 if TYPE_CHECKING:  # only the HTTP app has the last three, and the commands need not load them
+    from service.background.thread import BackgroundThread
     from service.config import Settings
     from service.db import Database
     from service.ingestion.records import RecordParser
     from service.metrics import ReportCache
     from service.secret_box import SecretBox
-    from service.webhooks.mapper import BackgroundMapper
     from service.webhooks.sender_cache import SenderCache
 
 
@@ -36,9 +36,10 @@ def report_cache() -> ReportCache:
     return cache
 
 
-def delivery_mapper() -> BackgroundMapper | None:
-    """This process's background mapper; None when WEBHOOK_MAPPER=off."""
-    mapper: BackgroundMapper | None = current_app.extensions["customer_metrics.mapper"]
+def delivery_mapper() -> BackgroundThread | None:
+    """This process's background thread, to wake after a stored delivery; None unless
+    WEBHOOK_MAPPER=thread (the background worker maps, in a process of its own)."""
+    mapper: BackgroundThread | None = current_app.extensions["customer_metrics.mapper"]
     return mapper
 
 

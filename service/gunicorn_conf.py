@@ -29,10 +29,11 @@ limit_request_field_size = 16384
 # system user may have no home, and the service does not use `gunicornc`.
 control_socket_disable = True
 
-# Webhook deliveries are mapped into records by the background worker, one
-# process beside the workers (service/background/), unless WEBHOOK_MAPPER says
-# otherwise: "thread" maps in a thread of each worker, "off" leaves it to a
-# `customer-metrics worker` you run yourself.
+# The background work (mapping webhook deliveries, pruning, refreshing purchase
+# histories, queued jobs) runs in the background worker, one process beside the
+# workers (`python -m service.background`, see service/background/), unless
+# WEBHOOK_MAPPER says otherwise: "thread" runs it in a thread of each worker, "off"
+# leaves it to a `customer-metrics worker` you run yourself.
 webhook_mapper = os.environ.setdefault("WEBHOOK_MAPPER", "process")
 _background = None
 _own_metrics_dir = None
@@ -85,9 +86,9 @@ def on_exit(server):  # type: ignore[no-untyped-def]
 
 
 def post_worker_init(worker):  # type: ignore[no-untyped-def]
-    """With WEBHOOK_MAPPER=thread: start the worker's mapper thread now, so deliveries
-    a stopped worker left get mapped."""
+    """With WEBHOOK_MAPPER=thread: start the worker's background thread now, so
+    deliveries a stopped worker left get mapped."""
     extensions = getattr(worker.wsgi, "extensions", {})
-    mapper = extensions.get("customer_metrics.mapper")
-    if mapper is not None:
-        mapper.start()
+    background = extensions.get("customer_metrics.mapper")
+    if background is not None:
+        background.start()

@@ -6,8 +6,6 @@ import json
 from decimal import Decimal
 from typing import Any
 
-from flask.json.provider import DefaultJSONProvider
-
 
 def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
@@ -32,25 +30,10 @@ def loads_exact(data: str | bytes) -> Any:
 
     Bytes must be UTF-8 (RFC 8259 §8.1; a leading byte order mark is ignored):
     json.loads would also guess UTF-16 and UTF-32, which no sender means and which
-    checks that read the raw bytes (webhooks/intake.py's nesting scan) cannot see.
+    checks that read the raw bytes (webhooks/arrival.py's nesting scan) cannot see.
     """
     if isinstance(data, bytes):
         data = data.decode("utf-8").removeprefix("\ufeff")
     return json.loads(
         data, parse_float=Decimal, parse_int=_integer, parse_constant=_refuse_constant
     )
-
-
-class ExactJSONProvider(DefaultJSONProvider):
-    """Flask's JSON, reading numbers exactly; Decimals are written as strings."""
-
-    sort_keys = False
-
-    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
-        return loads_exact(s)
-
-    @staticmethod
-    def default(o: Any) -> Any:
-        if isinstance(o, Decimal):
-            return str(o)
-        return DefaultJSONProvider.default(o)

@@ -1,33 +1,21 @@
-"""Structured JSON logs, each line carrying the id of the request it belongs to."""
+"""Structured JSON logs on stderr, one object a line.
+
+Each line has a `request_id` field: the HTTP layer (service/api/request_ids.py) fills
+it in for lines logged while a request is handled; elsewhere it is null.
+"""
 
 from __future__ import annotations
 
 import logging
-import re
 import sys
-import time
-import uuid
 
-from flask import Flask, Response, g, has_request_context, request
 from pythonjsonlogger.json import JsonFormatter
-
-REQUEST_ID_HEADER = "X-Request-ID"
-# A caller's id is honoured if it is short and printable; otherwise we make our own.
-_ACCEPTABLE_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
-
-access_log = logging.getLogger("service.access")
-
-
-class _RequestIdFilter(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = g.get("request_id") if has_request_context() else None
-        return True
 
 
 def configure_logging(level: str) -> None:
     """JSON lines on stderr for the whole process (idempotent)."""
     root = logging.getLogger()
-    if any(getattr(h, "_customer_metrics", False) for h in root.handlers):
+    if _service_handler() is not None:
         root.setLevel(level)
         return
     handler = logging.StreamHandler(sys.stderr)
@@ -38,7 +26,6 @@ def configure_logging(level: str) -> None:
             rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
         )
     )
-    handler.addFilter(_RequestIdFilter())
     handler._customer_metrics = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level)
@@ -48,30 +35,13 @@ def configure_logging(level: str) -> None:
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
 
-def install_request_ids(app: Flask) -> None:
-    """Honour or assign X-Request-ID, return it, and log one access line per request."""
+def filter_service_log(log_filter: logging.Filter) -> None:
+    """Pass each line of the service's log through `log_filter`, once per kind of filter."""
+    handler = _service_handler()
+    if handler is not None and not any(type(f) is type(log_filter) for f in handler.filters):
+        handler.addFilter(log_filter)
 
-    @app.before_request
-    def assign_request_id() -> None:
-        given = request.headers.get(REQUEST_ID_HEADER, "")
-        g.request_id = given if _ACCEPTABLE_ID.fullmatch(given) else uuid.uuid4().hex
-        g.started = time.perf_counter()
 
-    @app.after_request
-    def return_request_id(response: Response) -> Response:
-        request_id = g.get("request_id")
-        if request_id:
-            response.headers[REQUEST_ID_HEADER] = request_id
-        started = g.get("started")
-        access_log.info(
-            "request",
-            extra={
-                "method": request.method,
-                "path": request.path,
-                "status": response.status_code,
-                "duration_ms": round((time.perf_counter() - started) * 1000, 2)
-                if started
-                else None,
-            },
-        )
-        return response
+def _service_handler() -> logging.Handler | None:
+    handlers = logging.getLogger().handlers
+    return next((h for h in handlers if getattr(h, "_customer_metrics", False)), None)

@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Connection, text
 
-from service.errors import Problem
+from service.failures import RateLimited
 from service.models import ApiKey
 
 PERIOD = timedelta(minutes=1)
@@ -53,10 +53,6 @@ _TAKE = text(
 )
 
 
-class RateLimited(Problem):
-    status, code = 429, "rate-limited"
-
-
 @dataclass(frozen=True)
 class Decision:
     allowed: bool
@@ -83,9 +79,9 @@ def take(connection: Connection, key_pk: int, limit: int, now: datetime) -> Deci
 
 
 def refusal(limit: int, decision: Decision) -> RateLimited:
-    """The 429 problem for a refused request, with its `Retry-After`."""
+    """The failure of a refused request, saying when to retry (429 and Retry-After)."""
     return RateLimited(
         f"This API key may make {limit} requests a minute and has used them; "
         f"retry in {decision.retry_after} s.",
-        headers={"Retry-After": str(decision.retry_after)},
+        retry_after=decision.retry_after,
     )

@@ -21,7 +21,7 @@ What goes, and why it is safe:
   failures).
 - Change-log entries (`data_changes`) recorded more than RETENTION_DAYS ago. A
   cached report at version v recomputes the periods the changes after v reach
-  (`service.metrics.report`); with those changes gone it would be served stale.
+  (`service.metrics.answer`); with those changes gone it would be served stale.
   So the newest pruned entry is kept and widened to all time: a report cached
   before it recomputes everything, one cached after needs nothing pruned. Each
   step commits a state where that holds, so a reader never sees a gap.

@@ -10,29 +10,12 @@ import re
 from decimal import Decimal
 from typing import Any
 
+from service.metrics.fields import FieldKind, names
 from tests.factories import order
 
-COUNT_FIELDS = (
-    "customers_start",
-    "customers_end",
-    "new_customers",
-    "lost_customers",
-    "reactivated_customers",
-    "orders",
-    "buyers",
-    "repeat_buyers",
-    "returning_buyers",
-)
-MONEY_FIELDS = ("revenue", "aov", "clv", "acquisition_spend", "cac")
-RATIO_FIELDS = (
-    "churn_rate",
-    "retention_rate",
-    "purchase_frequency",
-    "repeat_customer_rate",
-    "returning_customer_rate",
-    "avg_lifespan_periods",
-    "clv_cac_ratio",
-)
+COUNT_FIELDS = names(FieldKind.COUNT)
+MONEY_FIELDS = names(FieldKind.MONEY)
+RATIO_FIELDS = names(FieldKind.RATIO)
 PERIOD_FIELDS = frozenset({"start", "end", *COUNT_FIELDS, *MONEY_FIELDS, *RATIO_FIELDS})
 MONEY = re.compile(r"-?[0-9]+\.[0-9]{2}")
 INSTANT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}[+-][0-9]{2}:[0-9]{2}")

@@ -28,7 +28,7 @@ from service.app import create_app
 from service.auth import create_key
 from service.config import Settings
 from service.db import Database
-from service.errors import ValidationFailed
+from service.failures import InvalidInput
 from service.ingestion.records import MAX_SPEND_DAYS
 from service.metrics.periods import period_days
 from service.metrics.query import MAX_PERIODS
@@ -218,7 +218,7 @@ def _metrics_query(query: dict[str, Any], single_period: bool) -> None:
 def _issued_cursor(cursor: Any) -> str:
     try:
         decode_cursor(str(cursor))
-    except ValidationFailed:
+    except InvalidInput:
         return encode_cursor(len(str(cursor)))
     return str(cursor)
 

@@ -46,7 +46,7 @@ def _background_children(master: int) -> list[int]:
             parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
         except (OSError, IndexError, ValueError):
             continue
-        if parent == master and b"from service.cli import main" in command:
+        if parent == master and b"service.background" in command:
             found.append(int(entry.name))
     return found
 

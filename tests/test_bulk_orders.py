@@ -1,4 +1,4 @@
-"""Orders files imported at once (service/ingestion/bulk_orders.py, PostgreSQL).
+"""Orders files imported at once (service/ingestion/bulk/, PostgreSQL).
 
 On PostgreSQL an orders file is staged and merged in one transaction by
 set-based statements; elsewhere it goes batch by batch. Either way it must store
@@ -19,11 +19,12 @@ import psycopg
 import pytest
 from sqlalchemy import select, text
 
-from service.ingestion import order_file
 from service.ingestion.batch import KINDS, ingest_batch
-from service.ingestion.bulk_orders import ImportFailed, OrderStaging
-from service.ingestion.csv_import import import_csv
-from service.ingestion.order_file import HistoriesUnchecked
+from service.ingestion.bulk import order_lanes
+from service.ingestion.bulk.csv_import import import_csv
+from service.ingestion.bulk.order_lanes import HistoriesUnchecked
+from service.ingestion.bulk.report import ImportFailed
+from service.ingestion.bulk.staging import OrderStaging
 from service.ingestion.orders import upsert_orders
 from service.ingestion.outcome import BatchOutcome
 from service.ingestion.records import RecordParser
@@ -42,7 +43,7 @@ def random_orders(rng: random.Random, count: int) -> list[dict[str, str]]:
     rows = []
     for _ in range(count):
         total = rng.randrange(0, 5000)
-        # Now and then cells only the record parser takes (order_lines.py), or that
+        # Now and then cells only the record parser takes (copy_lines.py), or that
         # COPY must have escaped.
         odd = rng.random() < 0.2
         customer = f"c-{rng.randrange(6)}" + (rng.choice(["\\x", " é", "\t!"]) if odd else "")
@@ -163,7 +164,7 @@ def test_an_imported_file_stores_and_counts_what_its_rows_sent_one_by_one_would(
 ):
     # Three lanes on PostgreSQL: the file's ids under customers of several lanes go
     # to the tail, and must still apply in file order.
-    monkeypatch.setattr(order_file, "LANES", lanes)
+    monkeypatch.setattr(order_lanes, "LANES", lanes)
     rng = random.Random(seed)
     already_stored, file_rows = random_orders(rng, 8), random_orders(rng, 40)
     parser = RecordParser(settings.reporting_currency)
@@ -231,7 +232,7 @@ def test_an_import_and_rest_batches_on_the_same_orders_neither_deadlock_nor_lose
     db, settings, postgresql_only, monkeypatch
 ):
     """Both write orders in key order; nothing but the rows written is locked."""
-    monkeypatch.setattr(order_file, "LANES", 2)
+    monkeypatch.setattr(order_lanes, "LANES", 2)
     parser = RecordParser(settings.reporting_currency)
     rng = random.Random(11)
     rows = [
@@ -373,7 +374,7 @@ def test_an_order_another_writer_adds_to_a_new_customer_during_the_merge_is_not_
     takes as fresh commits while the import merges, and a refresh takes its queue
     entry before the import commits. Neither saw the other's orders; the check
     must queue the customer so the next refresh sees all three."""
-    monkeypatch.setattr(order_file, "LANES", 1)
+    monkeypatch.setattr(order_lanes, "LANES", 1)
     parser = RecordParser(settings.reporting_currency)
     ingest_batch(db, KINDS["customers"], parser, [{"id": "c-race"}], NOW)  # no orders yet
     merge = OrderStaging.merge
@@ -415,7 +416,7 @@ def test_a_lane_that_cannot_check_its_histories_after_committing_says_what_to_ru
 ):
     """The app's idle connections (the committed lane's among them, not the tail's, which
     is in its transaction) are lost between the lane's commit and its check."""
-    monkeypatch.setattr(order_file, "LANES", 1)
+    monkeypatch.setattr(order_lanes, "LANES", 1)
     check = OrderStaging.queue_histories_others_touched
 
     def lose_the_connections_first(staging: OrderStaging) -> int:
@@ -448,7 +449,7 @@ def test_an_order_another_writer_commits_while_the_merge_waits_on_it_leaves_no_h
     """Found by review: the general (ON CONFLICT) merge meets a row committed after its
     snapshot, so what it wrote for a fresh customer's history may not hold; and a
     refresh between the writer's commit and the import's took the writer's entry."""
-    monkeypatch.setattr(order_file, "LANES", 1)
+    monkeypatch.setattr(order_lanes, "LANES", 1)
     parser = RecordParser(settings.reporting_currency)
     import_rows(db, parser, [a_row(id="o-old", customer_id="c-old")])  # so ON CONFLICT it is
     refresh_stale(db)
@@ -502,7 +503,7 @@ def test_an_imported_order_a_rest_batch_moves_as_the_import_commits_leaves_no_hi
     """Found by review: the REST batch read before the import committed, so it knows
     nothing of the order's customer in the file; its update still moves the order,
     and the customer it left must be queued (by the database's trigger)."""
-    monkeypatch.setattr(order_file, "LANES", 1)
+    monkeypatch.setattr(order_lanes, "LANES", 1)
     parser = RecordParser(settings.reporting_currency)
     merge = OrderStaging.merge
     rest_batches: list[threading.Thread] = []

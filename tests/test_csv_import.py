@@ -16,7 +16,8 @@ from sqlalchemy import func, select
 
 from service.cli import cli
 from service.ingestion.batch import KINDS
-from service.ingestion.csv_import import CsvHeaderError, import_csv
+from service.ingestion.bulk.csv_import import import_csv
+from service.ingestion.bulk.csv_rows import CsvHeaderError
 from service.ingestion.records import RecordParser
 from service.models import AcquisitionSpend, StaleHistory
 

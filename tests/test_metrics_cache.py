@@ -2,7 +2,7 @@
 
 Each step changes the data somewhere in time (a new order, an old order moved or
 cancelled, a customer changing channel, spend, an erasure) and then compares the
-API's answer, refreshed from the change log, with `metrics_report` computed from
+API's answer, refreshed from the change log, with `answer` computed from
 scratch without a cache.
 """
 
@@ -20,8 +20,7 @@ from sqlalchemy import select
 
 from service.app import create_app
 from service.db import Database
-from service.metrics import MetricsQuery, metrics_report
-from service.metrics.purchase_history import refresh_stale
+from service.metrics import MetricsQuery, PeriodReport, answer
 from service.models import StoredReport
 from tests.factories import customer, order, spend
 
@@ -46,9 +45,7 @@ def _random_order(rng: random.Random, order_id: str) -> dict[str, Any]:
 
 def _fresh(db: Database, parameters: dict[str, Any]) -> Any:
     query = MetricsQuery.create(START, END, **parameters)
-    refresh_stale(db)
-    with db.reading() as session:
-        body, _ = metrics_report(session, query, "USD")
+    body = answer(db, PeriodReport(query, "USD")).body
     # Written as the API writes it: ratios as JSON numbers.
     return json.loads(simplejson.dumps(body, use_decimal=True), parse_float=Decimal)
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from service.db import Database
-from service.metrics import MetricsQuery, metrics_report, shared_snapshot
+from service.metrics import MetricsQuery, PeriodReport, answer_in_session, shared_snapshot
 from service.metrics.purchase_history import refresh_stale
 from tests.factories import order
 
@@ -43,7 +43,7 @@ def _load(api: Any, rng: random.Random) -> None:
 def _report(db: Database, **parameters: Any) -> dict[str, Any]:
     query = MetricsQuery.create(date(2023, 1, 1), date(2024, 12, 31), **parameters)
     with db.reading() as session:
-        body, _ = metrics_report(session, query, "USD")
+        body = answer_in_session(session, PeriodReport(query, "USD")).body
     return body
 
 

@@ -22,6 +22,7 @@ MODEL_TABLES = {
     "acquisition_spend",
     "api_keys",
     "api_key_rates",
+    "background_jobs",
     "data_version",
     "data_changes",
     "metric_reports",

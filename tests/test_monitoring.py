@@ -15,10 +15,10 @@ from sqlalchemy import insert, update
 from service.app import create_app
 from service.auth import create_key
 from service.db import Database
+from service.instruments import REGISTRY
 from service.models import StaleHistory, WebhookDelivery
 from service.monitoring.exposition import MULTIPROCESS_DIR
 from service.monitoring.exposition import scrape as scrape_text
-from service.monitoring.instruments import REGISTRY
 from tests.webhook_payloads import SHOP, SHOPIFY_SECRET, shopify_order
 from tests.webhook_support import add_sender, deliver_shopify, map_waiting
 

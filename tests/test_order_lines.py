@@ -1,4 +1,4 @@
-"""Orders-file rows as staged COPY lines (service/ingestion/order_lines.py).
+"""Orders-file rows as staged COPY lines (service/ingestion/bulk/copy_lines.py).
 
 The straight line for plain rows must stage exactly what the record parser's
 record stages, and take no row the parser would refuse.
@@ -15,9 +15,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
 
-from service.ingestion.bulk_orders import _STAGED, STAGING
-from service.ingestion.order_lines import PlainOrderRows, record_line
-from service.ingestion.records import RecordInvalid, RecordParser, parse_instant
+from service.ingestion.bulk.copy_lines import PlainOrderRows, record_line
+from service.ingestion.bulk.staging import STAGED_COLUMNS, STAGING
+from service.ingestion.records import RecordInvalid, RecordParser
+from service.values import parse_instant
 
 USD = RecordParser("USD")
 JPY = RecordParser("JPY")
@@ -112,7 +113,7 @@ def decoded(line: str) -> tuple[Any, ...]:
     """A staged line's values, read back as PostgreSQL reads COPY text."""
     assert line.endswith("\n") and line.count("\n") == 1
     values: list[Any] = []
-    for cell, (_, kind) in zip(line[:-1].split("\t"), _STAGED, strict=True):
+    for cell, (_, kind) in zip(line[:-1].split("\t"), STAGED_COLUMNS, strict=True):
         if cell == "\\N":
             values.append(None)
             continue
@@ -189,7 +190,7 @@ def test_a_record_line_escapes_what_copy_text_would_misread():
         }
     )
     _, _, _, line = record_line(record, 1)
-    assert line.count("\t") == len(_STAGED) - 1 and line.count("\n") == 1
+    assert line.count("\t") == len(STAGED_COLUMNS) - 1 and line.count("\n") == 1
     assert decoded(line)[3:5] == ("a\\b\tc", "line\nbreak\r")
 
 
@@ -210,7 +211,7 @@ def test_postgresql_reads_every_plain_instant_as_the_parser_does(db, postgresql_
     line = plain_instant_line(instant)
     assert line is not None
     with db.transaction() as session:
-        columns = ", ".join(f"{name} {kind}" for name, kind in _STAGED)
+        columns = ", ".join(f"{name} {kind}" for name, kind in STAGED_COLUMNS)
         session.execute(text(f"CREATE TEMPORARY TABLE {STAGING} ({columns}) ON COMMIT DROP"))
         cursor = session.connection().connection.driver_connection.cursor()
         with cursor.copy(f"COPY {STAGING} FROM STDIN") as copy:

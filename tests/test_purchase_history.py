@@ -19,7 +19,7 @@ from sqlalchemy import func, select, text
 from service.change_log import current_version
 from service.db import Database
 from service.ingestion.erasure import erase_order
-from service.metrics import MetricsQuery, metrics_report, purchase_history
+from service.metrics import MetricsQuery, PeriodReport, answer_in_session, purchase_history
 from service.metrics.purchase_history import rebuild_purchase_history, refresh_stale
 from service.models import Order, StaleHistory
 from tests.factories import order
@@ -275,7 +275,7 @@ def test_metrics_read_before_the_refresh_are_already_exact(api, db) -> None:
 
     def report() -> dict[str, Any]:
         with db.reading() as session:
-            return metrics_report(session, query, "USD")[0]
+            return answer_in_session(session, PeriodReport(query, "USD")).body
 
     assert _queued(db) > 0
     unrefreshed = report()  # neighbours computed on the fly for the queued customers

@@ -134,7 +134,7 @@ def test_serve_ensures_the_bootstrap_key_on_the_configured_database(tmp_path, ap
 
 
 def _descendant_mappers(pid: int) -> list[int]:
-    """Background worker processes (`customer-metrics worker`) started by `pid`."""
+    """Background worker processes (`python -m service.background`) started by `pid`."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -144,7 +144,7 @@ def _descendant_mappers(pid: int) -> list[int]:
             parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
         except (OSError, IndexError, ValueError):
             continue
-        if parent == pid and b"main() worker" in command:
+        if parent == pid and b"-m service.background" in command:
             found.append(int(entry.name))
     return found
 

@@ -19,8 +19,8 @@ from werkzeug.test import TestResponse
 
 from service.db import Database
 from service.models import WebhookDelivery, WebhookSource
+from service.webhooks.arrival import MAX_NESTING, WOO_ID_LENGTH, WOO_TOPIC_LENGTH, nesting_depth
 from service.webhooks.deliveries import Delivery, store_delivery
-from service.webhooks.intake import MAX_NESTING, WOO_ID_LENGTH, WOO_TOPIC_LENGTH, nesting_depth
 from tests.conftest import one_backend
 from tests.factories import order
 from tests.webhook_payloads import (
@@ -339,4 +339,22 @@ def test_a_standard_type_the_databases_cannot_store_is_refused(
     body = json.dumps({"type": kind, "data": order("o-1")}).encode()
 
     assert_bad_request(post_standard(client, body, "msg_1"), "type", "body")
+    assert delivery_count(db) == 0
+
+
+# --- what is checked first -----------------------------------------------------------------
+
+
+def test_a_shopify_delivery_missing_a_header_is_refused_for_it_before_its_body_is_read(
+    client: FlaskClient, senders: None, db: Database
+) -> None:
+    """The headers name the delivery: without one the answer names it, whatever the body
+    (even one past MAX_BODY_BYTES, which is then never read)."""
+    body = b"x" * 300_000  # the test app's MAX_BODY_BYTES is 256,000
+    headers = shopify_headers("orders/create", body, "wh-no-shop")
+    del headers["X-Shopify-Shop-Domain"]
+
+    response = client.post("/v1/webhooks/shopify", data=body, headers=headers)
+
+    assert_bad_request(response, "X-Shopify-Shop-Domain")
     assert delivery_count(db) == 0

@@ -194,7 +194,6 @@ def test_a_round_that_fails_as_a_whole_is_applied_one_by_one_and_only_the_culpri
             raise RuntimeError("a bug")
         return apply_parsed(session, deliveries, now)
 
-    monkeypatch.setattr("service.webhooks.deliveries.apply_parsed", breaks_on_order_7001)
     monkeypatch.setattr("service.webhooks.mapping.apply_parsed", breaks_on_order_7001)
 
     counts = map_received(db, app.extensions["customer_metrics.parser"])

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from service.db import Database
 from service.ingestion.records import RecordParser
 from service.models import Customer, Order
-from service.webhooks.deliveries import replay_delivery
+from service.webhooks.mapping import replay_delivery
 from tests.conftest import Api
 from tests.factories import customer, order
 from tests.webhook_payloads import (

@@ -8,8 +8,9 @@ from typing import Any
 from flask import request
 from marshmallow import Schema
 
-from service.errors import MalformedBody, UnsupportedMediaType, ValidationFailed
+from service.errors import UnsupportedMediaType
 from service.extensions import database, record_parser
+from service.failures import InvalidInput, MalformedInput
 from service.ingestion.batch import KINDS, ingest_batch
 from service.jsonio import loads_exact
 from service.schemas.batches import MAX_BATCH
@@ -26,9 +27,9 @@ def json_body() -> Any:
     try:
         return loads_exact(request.get_data(cache=False))
     except ValueError as exc:  # JSONDecodeError and bad UTF-8 are both ValueErrors
-        raise MalformedBody(f"The body is not valid JSON: {exc}") from None
+        raise MalformedInput(f"The body is not valid JSON: {exc}") from None
     except (RecursionError, ArithmeticError):  # absurd nesting; a number Decimal cannot hold
-        raise MalformedBody(
+        raise MalformedInput(
             "The body is JSON this service cannot read (nesting or a number too large)."
         ) from None
 
@@ -39,7 +40,7 @@ def batch_items(body: Any) -> list[Any]:
         raise _items_problem("the body must be a JSON object with an 'items' list")
     unknown = sorted(set(body) - {"items"})
     if unknown:
-        raise ValidationFailed(
+        raise InvalidInput(
             "The body has fields this endpoint does not know.",
             errors=[{"field": name, "message": "unknown field"} for name in unknown],
         )
@@ -64,5 +65,5 @@ def batch_request_body(schema: type[Schema]) -> dict[str, Any]:
     return {"required": True, "content": {"application/json": {"schema": schema}}}
 
 
-def _items_problem(message: str) -> ValidationFailed:
-    return ValidationFailed(f"items {message}.", errors=[{"field": "items", "message": message}])
+def _items_problem(message: str) -> InvalidInput:
+    return InvalidInput(f"items {message}.", errors=[{"field": "items", "message": message}])

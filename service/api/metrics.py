@@ -10,9 +10,7 @@ from flask_smorest import Blueprint
 
 from service.api.security import protected
 from service.extensions import database, report_cache, settings
-from service.metrics import MetricsQuery, metrics_report
-from service.metrics.purchase_history import refresh_stale
-from service.metrics.report import report_tag
+from service.metrics import MetricsQuery, PeriodReport, answer
 from service.schemas.metrics import MetricsArgs, MetricsReport, MetricsSummary, SummaryArgs
 
 blp = Blueprint("metrics", __name__, url_prefix="/v1/metrics", description="Customer metrics.")
@@ -53,22 +51,19 @@ def get_summary(**arguments: Any) -> Response:
 
 
 def _report(query: MetricsQuery) -> Response:
-    currency = settings().reporting_currency
-    refresh_stale(database())  # histories queued by writers since the last read
-    with database().reading() as session:
-        tag = report_tag(session, query, currency)
-        if request.if_none_match.contains_weak(tag.strip('"')):
-            return _not_modified(tag)
-        body, tag = metrics_report(session, query, currency, report_cache())
-    # simplejson writes Decimals as JSON numbers, exactly as they are.
-    response = Response(simplejson.dumps(body, use_decimal=True), mimetype="application/json")
-    response.headers["ETag"] = tag
+    report = PeriodReport(query, settings().reporting_currency)
+    answered = answer(database(), report, report_cache(), if_none_match=_held_by_client)
+    if answered.body is None:
+        response = Response(status=304)
+    else:
+        # simplejson writes Decimals as JSON numbers, exactly as they are.
+        text = simplejson.dumps(answered.body, use_decimal=True)
+        response = Response(text, mimetype="application/json")
+    response.headers["ETag"] = answered.tag
     response.headers["Cache-Control"] = "no-cache"
     return response
 
 
-def _not_modified(tag: str) -> Response:
-    response = Response(status=304)
-    response.headers["ETag"] = tag
-    response.headers["Cache-Control"] = "no-cache"
-    return response
+def _held_by_client(tag: str) -> bool:
+    """If-None-Match compares weakly (RFC 9110 §13.1.2)."""
+    return request.if_none_match.contains_weak(tag.strip('"'))

@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 
 from flask import request
 
-from service.errors import ValidationFailed
+from service.failures import InvalidInput
 
 
 def encode_cursor(after: int) -> str:
@@ -27,7 +27,7 @@ def decode_cursor(cursor: str | None) -> int:
             return after
     except (ValueError, KeyError, TypeError, RecursionError):  # RecursionError: absurd nesting
         pass
-    raise ValidationFailed(
+    raise InvalidInput(
         "The cursor is not one this service issued.",
         errors=[{"field": "cursor", "in": "query", "message": "is not a valid cursor"}],
     )

@@ -19,7 +19,7 @@ from urllib.parse import parse_qsl
 from flask import Flask, current_app, request
 from werkzeug.exceptions import HTTPException
 
-from service.errors import ValidationFailed
+from service.failures import InvalidInput
 from service.text import storable
 
 Parameter = tuple[str, str]  # (name, value)
@@ -38,7 +38,7 @@ def refuse_unstorable_parameters() -> None:
         *_problems("query", _query_parameters()),
     ]
     if errors:
-        raise ValidationFailed("Some parameters are invalid; see errors.", errors=errors)
+        raise InvalidInput("Some parameters are invalid; see errors.", errors=errors)
 
 
 def _problems(location: str, parameters: Iterable[Parameter]) -> list[dict[str, str]]:

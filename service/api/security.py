@@ -1,4 +1,7 @@
-"""The scope check every /v1 view carries, documented in the OpenAPI as it is enforced."""
+"""The scope check every /v1 view carries, documented in the OpenAPI as it is enforced.
+
+The request's key is its bearer token; what a key is and grants is service/auth.py's.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +10,12 @@ from datetime import UTC, datetime
 from functools import wraps
 from typing import Any, TypeVar
 
+from flask import request
 from flask_smorest import Blueprint
+from sqlalchemy.orm import Session
 
-from service.auth import authorize
+from service.auth import find_active_key, grants
+from service.errors import Forbidden, Unauthenticated
 from service.extensions import database, settings
 from service.models import ApiKey
 from service.rate_limits import effective_limit, refusal, take
@@ -57,3 +63,29 @@ def _within_rate_limit(key: ApiKey) -> None:
         decision = take(connection, key.pk, limit, datetime.now(UTC))
     if not decision.allowed:
         raise refusal(limit, decision)
+
+
+def bearer_token() -> str:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated(
+            "This endpoint needs an API key: send 'Authorization: Bearer <key>'.",
+            headers={"WWW-Authenticate": 'Bearer realm="customer-metrics"'},
+        )
+    return token.strip()
+
+
+def authorize(session: Session, scope: str) -> ApiKey:
+    """The request's key, if it exists, is not revoked, and carries `scope`."""
+    key = find_active_key(session, bearer_token())
+    if key is None:
+        raise Unauthenticated(
+            "The API key is unknown or revoked.",
+            headers={"WWW-Authenticate": 'Bearer realm="customer-metrics", error="invalid_token"'},
+        )
+    if not grants(key, scope):
+        raise Forbidden(
+            f"This API key lacks the '{scope}' scope; it has: {', '.join(sorted(key.scope_set))}."
+        )
+    return key

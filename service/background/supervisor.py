@@ -1,4 +1,7 @@
-"""Keep one `customer-metrics worker` running beside gunicorn's workers, whatever kills it.
+"""Keep one background worker process running beside gunicorn's workers, whatever kills it.
+
+The process is `python -m service.background` (`COMMAND`), the same as
+`customer-metrics worker`.
 
 gunicorn's master starts it when ready and a thread of the master starts it
 again whenever it exits (`service/gunicorn_conf.py`). The master forks workers
@@ -23,14 +26,8 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
-COMMAND = (
-    sys.executable,
-    "-c",
-    "from service.cli import main; main()",
-    "worker",
-    "--nice",
-    "10",
-)
+# Niced: answering requests comes first.
+COMMAND = (sys.executable, "-m", "service.background", "--nice", "10")
 FIRST_RESTART_SECONDS = 0.5
 MAX_RESTART_SECONDS = 30.0
 # A worker that ran this long before it exited is restarted at once again; one
@@ -188,7 +185,7 @@ class BackgroundProcess:
             pause = FIRST_RESTART_SECONDS if ran >= STEADY_SECONDS else pause
             self._log.error(
                 "the background worker (%s) stopped (%s); starting another in %.1f s",
-                " ".join(self._command[3:]),
+                " ".join(["python", *self._command[1:]]),
                 ended,
                 pause,
             )

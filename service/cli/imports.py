@@ -14,9 +14,10 @@ from flask.cli import with_appcontext
 from service.cli.numbers import WholeNumberRange
 from service.extensions import database, record_parser
 from service.ingestion.batch import KINDS
-from service.ingestion.bulk_orders import ImportFailed
-from service.ingestion.csv_import import CsvHeaderError, import_csv
-from service.metrics.purchase_history import refresh_stale
+from service.ingestion.bulk.csv_import import import_csv
+from service.ingestion.bulk.csv_rows import CsvHeaderError
+from service.ingestion.bulk.report import ImportFailed
+from service.metrics import refresh_purchase_histories
 
 MAX_ERRORS_SHOWN = 50
 
@@ -62,7 +63,7 @@ def import_command(kind: str, path: str, batch_size: int) -> None:
     )
     # Paid here rather than by the first metrics request after a large import.
     started = time.perf_counter()
-    refresh_stale(database())
+    refresh_purchase_histories(database())
     click.echo(f"purchase histories brought up to date in {time.perf_counter() - started:.1f} s")
     if report.errors:
         raise SystemExit(1)

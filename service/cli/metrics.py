@@ -13,11 +13,15 @@ from flask.cli import with_appcontext
 
 from service.change_log import ALL_TIME, record_change
 from service.cli.numbers import WHOLE_NUMBER
-from service.errors import ValidationFailed
 from service.extensions import database, settings
-from service.metrics import MetricsQuery, metrics_report
+from service.metrics import (
+    InvalidQuery,
+    MetricsQuery,
+    PeriodReport,
+    answer,
+    rebuild_purchase_history,
+)
 from service.metrics.periods import INTERVALS
-from service.metrics.purchase_history import rebuild_purchase_history, refresh_stale
 
 FORMATS = ("table", "csv", "json")
 
@@ -46,9 +50,8 @@ def metrics(context: click.Context, **options: Any) -> None:
         raise click.UsageError("--start and --end are required.")
     output = options.pop("output")
     query = _query(options)
-    refresh_stale(database())
-    with database().reading() as session:
-        report, _ = metrics_report(session, query, settings().reporting_currency)
+    report = answer(database(), PeriodReport(query, settings().reporting_currency)).body
+    assert report is not None  # asked without If-None-Match: always a body
     periods = [report["period"]] if query.single_period else report["periods"]
     if output == "json":
         click.echo(simplejson.dumps(report, use_decimal=True, indent=2))
@@ -77,7 +80,7 @@ def _query(options: dict[str, Any]) -> MetricsQuery:
         options.pop("interval")
     try:
         return MetricsQuery.create(start, end, single_period=single, **options)
-    except ValidationFailed as invalid:
+    except InvalidQuery as invalid:
         problems = "; ".join(
             f"--{e['field'].replace('_', '-')} {e['message']}" for e in invalid.errors
         )

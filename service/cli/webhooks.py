@@ -9,9 +9,7 @@ import click
 from flask.cli import with_appcontext
 from sqlalchemy import func, select
 
-from service.background.loop import run_until_stopped
-from service.background.tasks import TASKS
-from service.cli.worker import while_parent_lives
+from service.background.process import run_in_this_process
 from service.extensions import database, record_parser, secret_box
 from service.models import (
     DELIVERY_STATUSES,
@@ -21,8 +19,7 @@ from service.models import (
     WebhookSource,
 )
 from service.secret_box import MAKE_A_KEY, SecretBox
-from service.webhooks.deliveries import replay_delivery
-from service.webhooks.mapping import map_all_received
+from service.webhooks.mapping import map_all_received, replay_delivery
 from service.webhooks.sources import (
     add_source,
     find_source,
@@ -192,15 +189,15 @@ def replay(delivery_ids: tuple[int, ...], all_failed: bool) -> None:
 def map_deliveries(follow: bool, nice: int) -> None:
     """Map received deliveries into records.
 
-    With --follow it is `customer-metrics worker` (it prunes past retention too):
+    With --follow it is `customer-metrics worker` (it does all background work):
     it looks every second, rides out a database restart, and stops when the
     process that started it does.
     """
+    if follow:
+        run_in_this_process(nice)
+        return
     if nice:
         os.nice(nice)
-    if follow:
-        run_until_stopped(TASKS, keep_going=while_parent_lives())
-        return
     counts = map_all_received(database(), record_parser())
     if counts is None:
         click.echo("another mapper is at work", err=True)

@@ -2,32 +2,21 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable
-
 import click
 from flask.cli import with_appcontext
 
-from service.background.loop import run_until_stopped
-from service.background.tasks import TASKS
+from service.background.process import run_in_this_process
 
 
 @click.command()
 @click.option("--nice", type=int, default=0, help="Lower this process's priority by N.")
 @with_appcontext
 def worker(nice: int) -> None:
-    """Run the background work (mapping webhook deliveries) until stopped.
+    """Run the background work until stopped: map webhook deliveries, prune past
+    retention, refresh purchase histories, run queued jobs.
 
     `serve` keeps one running beside gunicorn; with WEBHOOK_MAPPER=off run it
-    yourself. It rides out a database restart, and stops when the process that
-    started it does.
+    yourself (several take turns). It rides out a database restart, and stops when
+    the process that started it does.
     """
-    if nice:
-        os.nice(nice)
-    run_until_stopped(TASKS, keep_going=while_parent_lives())
-
-
-def while_parent_lives() -> Callable[[], bool]:
-    """True until this process's parent exits (gunicorn's master, for `serve`)."""
-    parent = os.getppid()
-    return lambda: os.getppid() == parent
+    run_in_this_process(nice)

@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from service.db import Database
-from service.errors import Conflict, ValidationFailed
+from service.failures import Conflict, InvalidInput
 from service.ingestion.customers import upsert_customers
 from service.ingestion.orders import prepare_customers, upsert_orders
 from service.ingestion.outcome import BatchOutcome
@@ -41,7 +41,7 @@ KINDS = {
 }
 
 
-class BatchRejected(ValidationFailed):
+class BatchRejected(InvalidInput):
     """At least one record of a batch is invalid; nothing of the batch was stored."""
 
 

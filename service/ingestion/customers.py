@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from service.change_log import counted_orders_span, record_change
 from service.ingestion.outcome import BatchOutcome, plan_batch
 from service.ingestion.records import CustomerRecord, group_by_source
-from service.ingestion.rounds import by_occurrence
+from service.ingestion.rounds import rounds_by_version
 from service.models import UNKNOWN_CHANNEL, Customer
 from service.sql import insert_missing_keys, is_postgresql, restricted_to_keys, upsert
 
@@ -56,7 +56,7 @@ def upsert_customers(
     A customer named twice is stored as if its versions came one after the other.
     """
     outcome = BatchOutcome()
-    for round_of_records in by_occurrence(records, lambda r: (r.source, r.id)):
+    for round_of_records in rounds_by_version(records, lambda r: (r.source, r.id)):
         outcome.add(_upsert_distinct(session, round_of_records, now))
     return outcome
 
@@ -88,7 +88,7 @@ def _upsert_distinct(
         upsert(session, TABLE, rows, KEY, newer_only=True)
         # The rows were locked (PostgreSQL) or the writers serialised (SQLite): the
         # plan is what happened.
-        outcome.add(plan.outcome())
+        outcome.add(plan.counts())
         changed_pks.update(
             stored[cid].pk
             for cid, index in plan.to_write.items()

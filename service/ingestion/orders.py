@@ -12,9 +12,9 @@ from sqlalchemy.orm import Session
 
 from service.change_log import TimeSpan, queue_customers, record_change
 from service.ingestion.customers import ensure_customers
-from service.ingestion.outcome import BatchOutcome, State, plan_batch, settle
+from service.ingestion.outcome import BatchOutcome, State, confirmed_outcome, plan_batch
 from service.ingestion.records import OrderRecord, group_by_source
-from service.ingestion.rounds import by_occurrence
+from service.ingestion.rounds import rounds_by_version
 from service.models import Customer, Order
 from service.sql import is_postgresql, restricted_to_keys, upsert
 
@@ -37,7 +37,7 @@ def upsert_orders(
     An order named twice is stored as if its versions came one after the other.
     """
     outcome = BatchOutcome()
-    rounds = by_occurrence(records, lambda r: (r.source, r.id))
+    rounds = rounds_by_version(records, lambda r: (r.source, r.id))
     for index, round_of_records in enumerate(rounds):
         # Every key of a later round is in the first one. Were the first round to skip
         # a stale or unchanged key, a later round would lock it after keys it locked
@@ -85,7 +85,7 @@ def _upsert_distinct(
             written = upsert(session, TABLE, rows, KEY, newer_only=True, all_new=not before)
             touched_customers.update(customer_pks.values())
             touched_times += [r.placed_at for r in to_write] + [values[1] for values in before]
-        outcome.add(settle(plan, written, partial(_stored, session, source)))
+        outcome.add(confirmed_outcome(plan, written, partial(_stored, session, source)))
     if touched_customers:
         # The neighbours these orders move are recorded when the queue is refreshed.
         queue_customers(session, touched_customers)

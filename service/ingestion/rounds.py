@@ -45,8 +45,8 @@ def in_rounds(
     return rounds
 
 
-def by_occurrence(items: Sequence[T], key_of: Callable[[T], Hashable]) -> list[list[T]]:
-    """Round n holds the n-th item of each key, in the items' order."""
+def rounds_by_version(items: Sequence[T], key_of: Callable[[T], Hashable]) -> list[list[T]]:
+    """Items in rounds by version: round n holds the n-th item of each key, in the items' order."""
     if len({key_of(item) for item in items}) == len(items):
         return [list(items)]  # the usual batch: every key once
     return in_rounds(items, lambda item: (key_of(item),), lambda _: False)

@@ -11,7 +11,7 @@ from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
 from service.change_log import TimeSpan, merge, record_change
-from service.ingestion.outcome import BatchOutcome, State, plan_batch, settle
+from service.ingestion.outcome import BatchOutcome, State, confirmed_outcome, plan_batch
 from service.ingestion.records import SpendRecord
 from service.models import AcquisitionSpend
 from service.sql import restricted_to_keys, upsert
@@ -28,7 +28,7 @@ def upsert_spend(session: Session, records: Sequence[SpendRecord], now: datetime
     plan = plan_batch([str(r.id) for r in with_id], [(_values(r), None) for r in with_id], stored)
     rows = [_row(with_id[i], now) for i in plan.to_write.values()]
     written = upsert(session, TABLE, rows, ("external_id",), newer_only=False)
-    outcome = settle(plan, written, partial(_stored, session))
+    outcome = confirmed_outcome(plan, written, partial(_stored, session))
     if without_id:
         session.execute(TABLE.insert(), [_row(r, now) for r in without_id])
         outcome.created += len(without_id)

@@ -7,10 +7,10 @@ from datetime import date, timedelta
 from typing import cast
 from zoneinfo import ZoneInfo
 
-from service.errors import ValidationFailed
-from service.ingestion.records import normalise_channel, normalise_country
+from service.failures import InvalidInput
 from service.metrics.periods import INTERVALS, Interval, Period, period_days, periods_between
 from service.metrics.zones import is_zone_name
+from service.values import normalise_channel, normalise_country
 
 MAX_PERIODS = 1000
 # Far enough from the calendar's ends that a period and its churn window always fit.
@@ -19,7 +19,7 @@ MIN_WINDOW_DAYS, MAX_WINDOW_DAYS = 1, 3650
 DEFAULT_WINDOW_DAYS = 90
 
 
-class InvalidQuery(ValidationFailed):
+class InvalidQuery(InvalidInput):
     """A metrics parameter is malformed or out of range."""
 
 

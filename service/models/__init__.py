@@ -3,6 +3,7 @@
 from service.models.api_key import SCOPES, ApiKey, ApiKeyRate
 from service.models.customer import UNKNOWN_CHANNEL, Customer
 from service.models.data_change import DataChange, DataVersion, StoredReport
+from service.models.job import JOB_STATES, Job
 from service.models.order import COUNTED_STATUS, ORDER_STATUSES, Order
 from service.models.spend import AcquisitionSpend
 from service.models.stale_history import StaleHistory
@@ -21,6 +22,7 @@ __all__ = [
     "COUNTED_STATUS",
     "DELIVERY_KEY_LENGTH",
     "DELIVERY_STATUSES",
+    "JOB_STATES",
     "ORDER_STATUSES",
     "SCOPES",
     "TOPIC_LENGTH",
@@ -32,6 +34,7 @@ __all__ = [
     "Customer",
     "DataChange",
     "DataVersion",
+    "Job",
     "Order",
     "StaleHistory",
     "StoredReport",

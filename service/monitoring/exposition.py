@@ -12,8 +12,8 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from service.db import Database
+from service.instruments import REGISTRY
 from service.monitoring.database_state import DatabaseState
-from service.monitoring.instruments import REGISTRY
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"

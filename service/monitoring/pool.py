@@ -6,7 +6,7 @@ import weakref
 
 from sqlalchemy import Engine, event
 
-from service.monitoring.instruments import POOL_CONNECTIONS
+from service.instruments import POOL_CONNECTIONS
 
 # Every engine of this process (tests make many; a web process has one).
 _engines: weakref.WeakSet[Engine] = weakref.WeakSet()

@@ -6,7 +6,7 @@ import time
 
 from flask import Flask, Response, g, request
 
-from service.monitoring.instruments import REQUEST_SECONDS
+from service.instruments import REQUEST_SECONDS
 
 UNMATCHED = "<unmatched>"  # a path no route answers (404, 405)
 

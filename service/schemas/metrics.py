@@ -7,6 +7,7 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from service.metrics.fields import FIELDS, FieldKind
 from service.metrics.periods import INTERVALS
 from service.metrics.query import DEFAULT_WINDOW_DAYS, MAX_PERIODS, MAX_WINDOW_DAYS, MIN_WINDOW_DAYS
 from service.metrics.zones import is_zone_name
@@ -96,50 +97,38 @@ class MetricsArgs(SummaryArgs):
     )
 
 
-def _count(description: str) -> fields.Integer:
+def _count(description: str) -> fields.Field:
     return fields.Integer(required=True, metadata={"description": description})
 
 
-def _ratio(description: str) -> fields.Decimal:
+def _ratio(description: str) -> fields.Field:
     return fields.Decimal(
-        required=True, allow_none=True, as_string=False, metadata={"description": description}
+        required=True,
+        allow_none=True,
+        as_string=False,
+        metadata={"description": f"{description}. {_RATIO}"},
     )
 
 
-def _money(description: str) -> fields.String:
+def _money(description: str) -> fields.Field:
     return fields.String(
         required=True, allow_none=True, metadata={"description": f"{description}. {_MONEY}"}
     )
 
 
-class MetricsPeriod(Schema):
-    """One period [start, end) with every field of METRICS.md §4."""
+_DOCUMENTED = {FieldKind.COUNT: _count, FieldKind.MONEY: _money, FieldKind.RATIO: _ratio}
 
+
+class _Instants(Schema):
     start = fields.String(required=True, metadata={"description": "RFC 3339, in `tz`."})
     end = fields.String(required=True, metadata={"description": "RFC 3339, in `tz` (excluded)."})
-    customers_start = _count("S: customers active at `start`")
-    customers_end = _count("E: customers active at `end`")
-    new_customers = _count("N: customers whose first counted order is in the period")
-    lost_customers = _count("L: active at `start`, not active at `end`")
-    reactivated_customers = _count("Not active at `start`, ordered before it, active at `end`")
-    churn_rate = _ratio(f"L / S. {_RATIO}")
-    retention_rate = _ratio(f"(E - N) / S; may exceed 1 or fall below 0. {_RATIO}")
-    orders = _count("Counted orders placed in the period")
-    revenue = _money("Sum of their net revenue (total - refunded)")
-    buyers = _count("Distinct customers with a counted order in the period")
-    repeat_buyers = _count("Buyers with 2 or more counted orders in the period")
-    returning_buyers = _count("Buyers whose first counted order is before `start`")
-    aov = _money("revenue / orders")
-    purchase_frequency = _ratio(f"orders / buyers. {_RATIO}")
-    repeat_customer_rate = _ratio(f"repeat_buyers / buyers. {_RATIO}")
-    returning_customer_rate = _ratio(f"returning_buyers / buyers. {_RATIO}")
-    avg_lifespan_periods = _ratio(f"1 / churn_rate, in periods of the interval. {_RATIO}")
-    clv = _money("aov x purchase_frequency x avg_lifespan_periods, from exact values")
-    acquisition_spend = _money(
-        "Spend attributed to the period's days; null under a country or source filter"
-    )
-    cac = _money("acquisition_spend / new_customers")
-    clv_cac_ratio = _ratio(f"clv / cac. {_RATIO}")
+
+
+# One period [start, end) with every field of service.metrics.fields, in its order.
+MetricsPeriod = _Instants.from_dict(
+    {field.name: _DOCUMENTED[field.kind](field.description) for field in FIELDS},
+    name="MetricsPeriod",
+)
 
 
 class AppliedFilters(Schema):

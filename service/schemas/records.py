@@ -1,7 +1,8 @@
 """The ingested records as the OpenAPI document describes them.
 
-Validation itself happens in `service.ingestion.records` (fast plain Python);
-these schemas document the same fields and serialise stored records back.
+Validation itself happens in `service.ingestion.records` and `service.values`
+(fast plain Python); these schemas document the same fields and serialise
+stored records back.
 `tests/test_openapi.py` checks both agree on field names and required fields.
 """
 
@@ -11,12 +12,7 @@ from typing import Any
 
 from marshmallow import Schema, fields, validate
 
-from service.ingestion.records import (
-    MAX_ATTRIBUTE_VALUE_LENGTH,
-    MAX_ATTRIBUTES,
-    MAX_ID_LENGTH,
-    MAX_SPEND_DAYS,
-)
+from service.ingestion.records import MAX_SPEND_DAYS
 from service.models import ORDER_STATUSES
 from service.schemas.rules import (
     BOOLEAN_TEXT_PATTERN,
@@ -27,6 +23,7 @@ from service.schemas.rules import (
     amount,
     identifier,
 )
+from service.values import MAX_ATTRIBUTE_VALUE_LENGTH, MAX_ATTRIBUTES, MAX_ID_LENGTH
 
 
 def money(nullable: bool = False, **extra: Any) -> dict[str, object]:

@@ -1,4 +1,4 @@
-r"""The rules of `service.ingestion.records` as JSON Schema, so the document says what is enforced.
+r"""The value rules of `service.values` as JSON Schema, so the document says what is enforced.
 
 Patterns are written for both regex dialects that read them (ECMA-262 in clients,
 Python's `re` in generators): explicit character classes, no flags or look-arounds. Each is
@@ -11,8 +11,8 @@ from typing import Any
 
 import pycountry
 
-from service.ingestion.records import MAX_ID_LENGTH
 from service.money import MAX_INTEGER_DIGITS
+from service.values import MAX_ID_LENGTH
 
 # What str.strip() removes (str.isspace()), spelled out: ECMA-262's \s differs from it.
 SPACE = r"\t\n\x0b\x0c\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"

@@ -2,8 +2,11 @@
 
 Changes are first parsed into records (`parse_changes`; a bad record fails only
 its own delivery), then applied together (`apply_parsed`): the deliveries of one
-call must touch disjoint records (see `service.webhooks.rounds`), so storing
+call must touch disjoint records (see `service.ingestion.rounds`), so storing
 them in one set of statements gives what storing them one by one would.
+
+`service.webhooks.translation` parses; `service.webhooks.mapping` applies, through
+the REST API's own upserts (`service.ingestion`).
 """
 
 from __future__ import annotations

@@ -1,45 +1,22 @@
-"""Deliveries: committed raw as they arrive, turned into records right after.
+"""The delivery rows: a delivery stored raw as it arrived, then its mapping's outcome.
 
-`store_delivery` is all a sender waits for: one insert (unique on sender and
-delivery key), committed before the answer, so an acknowledged delivery is never lost and a
-duplicate finds the stored one and changes nothing. Mapping the stored
-deliveries into records is `service.webhooks.mapping`'s job; `replay_delivery`
-maps one stored delivery again (`customer-metrics webhooks replay`).
+`store_delivery` is the one write a sender waits for (`service.webhooks.intake`):
+one insert (unique on sender and delivery key), committed before the answer, so an
+acknowledged delivery is never lost and a duplicate finds the stored one and
+changes nothing. Turning stored deliveries into records is
+`service.webhooks.mapping`'s job, which records each one's outcome with `mark`.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import JSON, Connection, LargeBinary, bindparam, text, update
 from sqlalchemy.orm import Session
 
-from service.db import Database, UTCDateTime
-from service.errors import Problem
-from service.ingestion.records import RecordParser
-from service.jsonio import loads_exact
-from service.models import WebhookDelivery, WebhookSource
-from service.transient import is_transient
-from service.webhooks.apply import ParsedChanges, apply_parsed, parse_changes
-from service.webhooks.record_changes import MappingFailed, RecordChanges
-from service.webhooks.shopify import map_shopify
-from service.webhooks.standard import map_standard
-from service.webhooks.woocommerce import map_woocommerce
-
-log = logging.getLogger(__name__)
-
-MAPPERS: dict[str, Callable[[str, Any, str], RecordChanges]] = {
-    "shopify": map_shopify,
-    "woocommerce": map_woocommerce,
-    "standard": lambda _topic, payload, source: map_standard(payload, source),
-}
-# What a mapping failure may be: the payload, or a record in it, is not one we can store.
-EXPECTED_FAILURES = (MappingFailed, Problem, ValueError)
-
+from service.db import UTCDateTime
+from service.models import WebhookDelivery
 
 # Every delivery runs one of these: plain SQL, built once, is the cheapest to run.
 _COLUMNS = "source_pk, delivery_key, topic, body, headers, received_at, status, attempts"
@@ -111,7 +88,7 @@ def store_delivery(
     """
     params = {
         "source_pk": delivery.source_pk,
-        "key": delivery.key,  # whole: the intake refuses what does not fit (webhooks/intake.py)
+        "key": delivery.key,  # whole: the intake refuses what does not fit (webhooks/arrival.py)
         "topic": delivery.topic,
         "body": delivery.body,
         "headers": delivery.headers,
@@ -125,76 +102,6 @@ def store_delivery(
     if pk is None:  # stored before: a retry, or a concurrent copy that committed first
         return Outcome(int(connection.execute(_STORED_PK, params).scalar_one()), "duplicate")
     return Outcome(int(pk), "received")
-
-
-def replay_delivery(
-    database: Database, delivery_pk: int, parser: RecordParser, now: datetime
-) -> Outcome:
-    """Map a stored delivery again, whatever its state."""
-    with database.transaction() as session:
-        delivery = session.get(WebhookDelivery, delivery_pk)
-        if delivery is None:
-            return Outcome(delivery_pk, "failed", f"no delivery {delivery_pk}")
-        if delivery.status == "pruned":
-            return Outcome(
-                delivery_pk,
-                "failed",
-                f"delivery {delivery_pk} was pruned (RETENTION_DAYS): its body is gone, "
-                "only its identity is kept to recognise a resend",
-            )
-        source = session.get(WebhookSource, delivery.source_pk)
-        assert source is not None  # the foreign key holds
-        status, detail = map_in_savepoint(
-            session, source.kind, source.record_source, delivery.topic, delivery.body, parser, now
-        )
-        mark(session, [delivery_pk], status, detail, now)
-    return Outcome(delivery_pk, status, detail)
-
-
-def changes_of(
-    kind: str, record_source: str, topic: str, body: bytes, parser: RecordParser
-) -> ParsedChanges | str:
-    """What a delivery asks, parsed; or why it asks nothing (raises when it cannot be mapped)."""
-    try:
-        payload = loads_exact(body)
-    except (RecursionError, ArithmeticError):  # stored before the intake refused such bodies
-        raise MappingFailed(
-            "the body is JSON this service cannot read (nesting or a number too large)"
-        ) from None
-    except ValueError as unreadable:
-        raise MappingFailed(f"the body is not JSON in UTF-8: {unreadable}") from None
-    changes = MAPPERS[kind](topic, payload, record_source)
-    if changes.ignored is not None:
-        return changes.ignored
-    return parse_changes(changes, record_source, parser)
-
-
-def map_in_savepoint(
-    session: Session,
-    kind: str,
-    record_source: str,
-    topic: str,
-    body: bytes,
-    parser: RecordParser,
-    now: datetime,
-) -> tuple[str, str | None]:
-    """Map and apply one delivery; a failure rolls back only what it did."""
-    try:
-        with session.begin_nested():
-            parsed = changes_of(kind, record_source, topic, body, parser)
-            reason = parsed if isinstance(parsed, str) else apply_parsed(session, [parsed], now)[0]
-        return ("ignored", reason) if reason else ("processed", None)
-    except EXPECTED_FAILURES as failure:
-        return "failed", failure_detail(failure)
-    except Exception as failure:  # a bug must not lose the delivery: keep it, log it
-        if is_transient(failure):  # the database's doing: the whole pass runs again later
-            raise
-        log.exception("a webhook delivery could not be mapped")
-        return "failed", f"internal error: {type(failure).__name__}"
-
-
-def failure_detail(failure: Exception) -> str:
-    return str(getattr(failure, "detail", None) or failure)
 
 
 def mark(

@@ -1,96 +1,129 @@
-"""What a delivery must be before it is stored: an identity that fits whole, JSON we can read.
+"""Receiving a delivery: verified by one of its sender's secrets, stored, the mapper woken.
 
-A delivery is de-duplicated on its key, so a key is stored whole or refused `400`,
-never cut: two ids that differ only past the cut would be taken for one delivery,
-the second answered `duplicate` and its records never stored. Real senders' ids are
-short (Shopify: a UUID; Standard Webhooks senders: `msg_` + a KSUID), so a refusal
-only ever meets a broken or hostile sender, who sees it at once instead of a `200`.
-
-A body nested deeper than any platform's payload is refused at intake, as the REST
-parser refuses it, instead of being acknowledged and then failing to map.
+`receive` is all a sender waits for, and all the webhook endpoints call: it reads
+the delivery off its platform's headers (`service.webhooks.arrival`), verifies
+its signature with the sender's secrets as this process remembers them and, should
+none verify it, with fresh ones (`service.webhooks.sender_cache`), stores it
+(`service.webhooks.deliveries`), committed before the answer, and wakes the mapper,
+which turns it into records right after (`service.webhooks.mapping`). A delivery no
+secret verifies is refused, and nothing is stored.
 """
 
 from __future__ import annotations
 
-import hashlib
-import re
-from itertools import accumulate
-from typing import Any
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import NoReturn
 
-from service.errors import MalformedBody
-from service.jsonio import loads_exact
-from service.models import DELIVERY_KEY_LENGTH, TOPIC_LENGTH
-from service.text import storable
+from sqlalchemy import Connection
 
-# Platform payloads nest 6 to 8 levels (order → line_items → tax_lines → price_set → ...).
-MAX_NESTING = 64
-# A WooCommerce key is "{webhook id}:{topic}:{64 hex digits}": together they fit the column.
-WOO_ID_LENGTH = 64
-WOO_TOPIC_LENGTH = DELIVERY_KEY_LENGTH - WOO_ID_LENGTH - len("::") - 64
-_ESCAPE = re.compile(rb"\\.", re.DOTALL)
-_NOT_BRACKETS_OR_QUOTES = bytes(b for b in range(256) if b not in b'[]{}"')
-_STEP = {ord("["): 1, ord("{"): 1, ord("]"): -1, ord("}"): -1}
-NOT_JSON = object()  # a body that is not JSON at all is kept, and fails mapping with its reason
+from service.db import Database
+from service.failures import NotAuthentic, Unavailable
+from service.instruments import DELIVERIES_RECEIVED
+from service.secret_box import SecretUnreadable
+from service.webhooks.arrival import Arrival, shopify_arrival, standard_arrival, woocommerce_arrival
+from service.webhooks.deliveries import Delivery, Outcome, store_delivery
+from service.webhooks.sender_cache import SenderCache
+from service.webhooks.signatures import SignatureRejected
+from service.webhooks.sources import Sender
 
+log = logging.getLogger(__name__)
 
-def fitting(value: str, limit: int, field: str, where: str = "header") -> str:
-    """`value` if it has at most `limit` characters; else a 400 naming `field`."""
-    if len(value) <= limit:
-        return value
-    message = f"must be at most {limit} characters, got {len(value)}"
-    raise MalformedBody(
-        f"The {field} {where} is too long: a delivery's identity is stored whole or not at all.",
-        errors=[{"field": field, "in": where, "message": message}],
-    )
+# Each kind's reading of its headers; None: nothing to store (a WooCommerce ping).
+# The body is read by the reader given (a request body is read only once, and a Shopify
+# delivery's headers are checked before its body is).
+ARRIVALS: dict[str, Callable[[Mapping[str, str], Callable[[], bytes]], Arrival | None]] = {
+    "shopify": shopify_arrival,
+    "woocommerce": woocommerce_arrival,
+    "standard": standard_arrival,
+}
 
 
-def woocommerce_key(webhook_id: str, topic: str, body: bytes) -> str:
-    """WooCommerce's delivery id is not unique: the key is webhook id, topic and body hash."""
-    return f"{webhook_id}:{topic}:{hashlib.sha256(body).hexdigest()}"
+@dataclass(frozen=True)
+class Receipt:
+    """What a sender is told: the stored delivery and whether it is new."""
+
+    delivery_pk: int | None  # None: a ping, nothing stored
+    status: str  # received | duplicate | ping
 
 
-def readable_payload(body: bytes) -> Any:
-    """The body's JSON, or NOT_JSON; a 400 for JSON nested past MAX_NESTING or unreadable."""
-    try:
-        payload = loads_exact(body)
-    except ValueError:  # not JSON (UTF-8 only, so the scan below reads what was parsed)
-        return NOT_JSON
-    except (RecursionError, ArithmeticError):  # deeper than Python parses; a number too large
-        too_deep = True
-    else:
-        too_deep = nesting_depth(body) > MAX_NESTING
-    if too_deep:
-        raise MalformedBody(
-            f"The body nests deeper than {MAX_NESTING} levels of arrays and objects, "
-            "or holds a number this service cannot read. Nothing was stored."
-        )
-    return payload
+PING = Receipt(None, "ping")
 
 
-def nesting_depth(text: bytes) -> int:
-    """How deep arrays and objects nest in this valid JSON text (a scalar: 0).
+def receive(
+    kind: str,
+    headers: Mapping[str, str],
+    read_body: Callable[[], bytes],
+    *,
+    database: Database,
+    senders: SenderCache,
+    wake: Callable[[], None],
+) -> Receipt:
+    """Store a delivery of this kind that a sender's secret verifies, else refuse it.
 
-    Read off the brackets outside strings, with the text's own C-speed methods: a
-    fraction of the time walking the parsed value takes.
+    `headers` are the request's, any case; `read_body` gives its raw bytes, which the
+    signature covers. `wake` is called once a new delivery is committed. Raises MalformedInput
+    (headers or body unfit to store), NotAuthentic (no secret verifies it) or
+    Unavailable (the secrets cannot be decrypted).
     """
-    # Without its escapes (\" and \\ among them), a string is what lies between two quotes.
-    reduced = _ESCAPE.sub(b"", text).translate(None, _NOT_BRACKETS_OR_QUOTES)
-    outside_strings = b"".join(reduced.split(b'"')[::2])
-    return max(accumulate(_STEP[bracket] for bracket in outside_strings), default=0)
+    arrival = ARRIVALS[kind](headers, read_body)
+    if arrival is None:
+        return PING
+    # Tried first with the secrets this process remembers, then with fresh ones.
+    with database.autocommitting() as connection:
+        outcome = _store_verified(connection, senders, arrival, fresh=False) or _store_verified(
+            connection, senders, arrival, fresh=True
+        )
+    if outcome is None:
+        _refuse(arrival)
+    DELIVERIES_RECEIVED.labels(arrival.kind, outcome.status).inc()
+    if outcome.status == "received":
+        wake()  # the delivery is committed: the mapper takes it from here
+    return Receipt(outcome.delivery_pk, outcome.status)
 
 
-def standard_type(payload: Any) -> str:
-    """A Standard Webhooks delivery's topic: its envelope's `type`, which must fit whole."""
-    if payload is NOT_JSON:
-        return "(not JSON)"
-    kind = payload.get("type") if isinstance(payload, dict) else None
-    if not isinstance(kind, str):
-        return "(no type)"
+def _store_verified(
+    connection: Connection, senders: SenderCache, arrival: Arrival, fresh: bool
+) -> Outcome | None:
+    """The stored delivery; None if no sender's secret verifies it (see `rejections`), or a
+    remembered secret did but is no longer valid (or the delivery is a duplicate)."""
+    for sender in _senders(connection, senders, arrival, fresh):
+        try:
+            secret = arrival.verify(sender)
+        except SignatureRejected as rejected:
+            arrival.rejections.append(str(rejected))
+            continue
+        delivery = Delivery(
+            sender.pk,
+            sender.kind,
+            sender.record_source,
+            arrival.key,
+            arrival.verified_topic,
+            arrival.body,
+            arrival.headers,
+        )
+        remembered = None if fresh else sender.secret_pk(secret)
+        return store_delivery(connection, delivery, arrival.now, remembered)
+    return None
+
+
+def _senders(
+    connection: Connection, senders: SenderCache, arrival: Arrival, fresh: bool
+) -> list[Sender]:
     try:
-        storable(kind)  # the topic is stored: both databases must be able to
-    except ValueError as refused:
-        raise MalformedBody(
-            f"The body's type {refused}. Nothing was stored.",
-            errors=[{"field": "type", "in": "body", "message": str(refused)}],
+        return senders.senders(connection, arrival.kind, arrival.name, arrival.now, fresh)
+    except SecretUnreadable as unreadable:
+        # The operator's key is missing or wrong (the app checks at start, but the
+        # database may have been unreachable then): the sender retries a 503.
+        log.error("webhook secrets cannot be decrypted: %s", unreadable)
+        raise Unavailable(
+            "The webhook secrets cannot be decrypted (SECRETS_KEY); nothing was stored.",
+            retry_after=60,
         ) from None
-    return fitting(kind, TOPIC_LENGTH, "type", "body")
+
+
+def _refuse(arrival: Arrival) -> NoReturn:
+    kind, name, reason = arrival.kind, arrival.name or "any", arrival.refusal()
+    log.warning("webhook refused", extra={"webhook_kind": kind, "sender": name, "reason": reason})
+    raise NotAuthentic(f"Webhook refused: {reason}. Nothing was stored.")

@@ -1,13 +1,15 @@
-"""Mapping received deliveries into records, many in one transaction.
+"""Mapping stored deliveries into records: the received ones many in one transaction.
 
 One mapper works at a time (a PostgreSQL advisory lock; SQLite's write lock),
 oldest delivery first, so the deliveries of one record are applied in the order
-they arrived. Each delivery is turned into parsed records on its own, so a bad
-one fails alone. The rest are applied in rounds (`service.webhooks.rounds`):
+they arrived. Each delivery is translated into parsed records on its own
+(`service.webhooks.translation`), so a bad one fails alone. The rest are applied
+in rounds of deliveries touching disjoint records (`service.ingestion.rounds`):
 each round's records go through one set of upserts, the statements a REST batch
-uses, inside a savepoint. Should a whole round fail (a bug, a constraint), its
-deliveries are applied again one by one, so only the one at fault is marked
-failed.
+uses, inside a savepoint (`service.webhooks.apply`). Should a whole round fail (a
+bug, a constraint), its deliveries are applied again one by one, so only the one
+at fault is marked failed. `replay_delivery` maps one stored delivery again
+(`customer-metrics webhooks replay`).
 """
 
 from __future__ import annotations
@@ -21,19 +23,17 @@ from sqlalchemy import Integer, column, select, text
 from sqlalchemy.orm import Session
 
 from service.db import Database, UTCDateTime
+from service.failures import Failure
 from service.ingestion.records import RecordParser
 from service.ingestion.rounds import in_rounds
+from service.instruments import DELIVERIES_MAPPED
 from service.models import WebhookDelivery, WebhookSource
-from service.monitoring.instruments import DELIVERIES_MAPPED
 from service.sql import is_postgresql
+from service.transient import is_transient
 from service.webhooks.apply import ParsedChanges, apply_parsed
-from service.webhooks.deliveries import (
-    EXPECTED_FAILURES,
-    changes_of,
-    failure_detail,
-    map_in_savepoint,
-    mark,
-)
+from service.webhooks.deliveries import Outcome, mark
+from service.webhooks.record_changes import MappingFailed
+from service.webhooks.translation import translate
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,8 @@ MAPPER_LOCK = 0x574D4150  # pg advisory lock key ("WMAP")
 
 # (status, error) of a mapped delivery
 Result = tuple[str, str | None]
+# What a mapping failure may be: the payload, or a record in it, is not one we can store.
+EXPECTED_FAILURES = (MappingFailed, Failure, ValueError)
 _WAITING = text(
     """
     SELECT count(*) AS waiting, min(received_at) AS oldest FROM (
@@ -117,11 +119,11 @@ def map_deliveries(
     parsed: list[tuple[Received, ParsedChanges]] = []
     for delivery in deliveries:
         try:
-            changes = changes_of(
+            changes = translate(
                 delivery.kind, delivery.record_source, delivery.topic, delivery.body, parser
             )
         except EXPECTED_FAILURES as failure:
-            results[delivery.pk] = ("failed", failure_detail(failure))
+            results[delivery.pk] = ("failed", _failure_detail(failure))
             continue
         except Exception as failure:  # a bug must not lose the delivery: keep it, log it
             log.exception("webhook delivery %s could not be mapped", delivery.pk)
@@ -153,13 +155,65 @@ def _apply_round(
     except Exception:
         log.info("a round of %d deliveries failed; applying them one by one", len(round_))
         return {
-            d.pk: map_in_savepoint(session, d.kind, d.record_source, d.topic, d.body, parser, now)
+            d.pk: _map_in_savepoint(session, d.kind, d.record_source, d.topic, d.body, parser, now)
             for d, _ in round_
         }
     return {
         delivery.pk: ("ignored", reason) if reason else ("processed", None)
         for (delivery, _), reason in zip(round_, reasons, strict=True)
     }
+
+
+def replay_delivery(
+    database: Database, delivery_pk: int, parser: RecordParser, now: datetime
+) -> Outcome:
+    """Map a stored delivery again, whatever its state."""
+    with database.transaction() as session:
+        delivery = session.get(WebhookDelivery, delivery_pk)
+        if delivery is None:
+            return Outcome(delivery_pk, "failed", f"no delivery {delivery_pk}")
+        if delivery.status == "pruned":
+            return Outcome(
+                delivery_pk,
+                "failed",
+                f"delivery {delivery_pk} was pruned (RETENTION_DAYS): its body is gone, "
+                "only its identity is kept to recognise a resend",
+            )
+        source = session.get(WebhookSource, delivery.source_pk)
+        assert source is not None  # the foreign key holds
+        status, detail = _map_in_savepoint(
+            session, source.kind, source.record_source, delivery.topic, delivery.body, parser, now
+        )
+        mark(session, [delivery_pk], status, detail, now)
+    return Outcome(delivery_pk, status, detail)
+
+
+def _map_in_savepoint(
+    session: Session,
+    kind: str,
+    record_source: str,
+    topic: str,
+    body: bytes,
+    parser: RecordParser,
+    now: datetime,
+) -> Result:
+    """Map and apply one delivery; a failure rolls back only what it did."""
+    try:
+        with session.begin_nested():
+            parsed = translate(kind, record_source, topic, body, parser)
+            reason = parsed if isinstance(parsed, str) else apply_parsed(session, [parsed], now)[0]
+        return ("ignored", reason) if reason else ("processed", None)
+    except EXPECTED_FAILURES as failure:
+        return "failed", _failure_detail(failure)
+    except Exception as failure:  # a bug must not lose the delivery: keep it, log it
+        if is_transient(failure):  # the database's doing: the whole pass runs again later
+            raise
+        log.exception("a webhook delivery could not be mapped")
+        return "failed", f"internal error: {type(failure).__name__}"
+
+
+def _failure_detail(failure: Exception) -> str:
+    return str(getattr(failure, "detail", None) or failure)
 
 
 def _claim(session: Session, limit: int) -> list[Received]:

@@ -1,4 +1,8 @@
-"""What one delivery asks of the data, in the REST API's own record terms."""
+"""What one delivery asks of the data, in the REST API's own record terms.
+
+What the platform mappers (`shopify`, `woocommerce`, `standard`) return, and
+`service.webhooks.apply` parses into records.
+"""
 
 from __future__ import annotations
 

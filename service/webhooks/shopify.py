@@ -1,4 +1,8 @@
-"""Shopify deliveries → records. Field meanings: shopify.dev webhook reference (README table)."""
+"""Shopify deliveries → records. Field meanings: shopify.dev webhook reference (README table).
+
+`map_shopify` is the platform mapper `service.webhooks.translation` hands a stored
+Shopify delivery's payload to; it says what the payload asks as `RecordChanges`.
+"""
 
 from __future__ import annotations
 

@@ -3,6 +3,9 @@
 Shopify and WooCommerce send base64(HMAC-SHA256(body, secret)). Standard Webhooks
 signs "{id}.{timestamp}.{body}" with the base64-decoded part of a `whsec_` secret
 and sends space-separated `v1,<base64>` entries, any one of which may match.
+
+An `Arrival`'s check (`service.webhooks.arrival`), run by `service.webhooks.intake`
+with each candidate sender's secrets.
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""Configured webhook senders and their secrets (managed with `customer-metrics webhooks`)."""
+"""Configured webhook senders and their secrets (managed with `customer-metrics webhooks`).
+
+The intake reads them through `service.webhooks.sender_cache`.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""Standard Webhooks deliveries: {"type": "<record>.upserted", "data": <the REST record>}."""
+"""Standard Webhooks deliveries: {"type": "<record>.upserted", "data": <the REST record>}.
+
+`map_standard` is the platform mapper `service.webhooks.translation` hands a stored
+Standard Webhooks delivery's payload to; the record is already in REST terms.
+"""
 
 from __future__ import annotations
 

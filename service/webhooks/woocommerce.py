@@ -1,4 +1,8 @@
-"""WooCommerce deliveries → records. Bodies are REST API v3 resources (README table)."""
+"""WooCommerce deliveries → records. Bodies are REST API v3 resources (README table).
+
+`map_woocommerce` is the platform mapper `service.webhooks.translation` hands a stored
+WooCommerce delivery's payload to; it says what the payload asks as `RecordChanges`.
+"""
 
 from __future__ import annotations
 

@@ -1,7 +1,9 @@
 """Orders as lines of PostgreSQL's COPY text format, for staging an orders file.
 
-An orders file is staged (bulk_orders.py) as text lines with the columns of
-`bulk_orders.STAGED`. A row gets there one of two ways:
+The first step of an orders file on PostgreSQL: each CSV row becomes a text
+line with the columns of `staging.STAGED_COLUMNS`, which order_lanes.py hands
+to the staging of its customer's lane (staging.py). A row gets there one of two
+ways:
 
 - `PlainOrderRows`: the straight line for a CSV row whose cells all have the
   plain shapes nearly every file uses (ASCII ids, the reporting currency as
@@ -28,7 +30,7 @@ from service.ingestion.records import DEFAULT_SOURCE, OrderRecord
 from service.models import ORDER_STATUSES
 from service.money import MAX_INTEGER_DIGITS
 
-# A staged line: where it goes (source, order id, customer id) and its text.
+# A staged line: where it goes (source, order id, customer id) and its COPY text.
 StagedLine = tuple[str, str, str, str]
 
 NULL = "\\N"

@@ -1,10 +1,11 @@
 """An orders file into PostgreSQL on parallel connections, one share of customers each.
 
-Each *lane* is a connection with its own transaction, staging and merging the
-orders of the customers whose key hashes to it (bulk_orders.OrderStaging). Its
-customers are its own, so lanes never write the same customer, and a
-customer's orders all meet in one merge. The merges run side by side, one per
-core, once the file has been read.
+The import (csv_import.py) hands each good row's COPY line (copy_lines.py) to
+`OrderLanes`, which sends it to its lane. Each *lane* is a connection with its
+own transaction, staging and merging the orders of the customers whose key
+hashes to it (staging.OrderStaging). Its customers are its own, so lanes never
+write the same customer, and a customer's orders all meet in one merge. The
+merges run side by side, one per core, once the file has been read.
 
 An order id the file gives under customers of two lanes must still apply in
 file order: from the row where a second lane would get it, that id's rows go
@@ -18,7 +19,7 @@ A lane can still deadlock with a concurrent writer (a REST batch taking the
 same rows in another order); PostgreSQL then fails one of the two, and if it
 is the lane, its merge (in a savepoint) runs again. Once committed, each lane
 checks whether another writer added orders to its fresh customers meanwhile
-(bulk_orders.py); should that check fail, the file is stored and the import
+(staging.py); should that check fail, the file is stored and the import
 says what to run (HistoriesUnchecked).
 """
 
@@ -40,8 +41,9 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
 from service.db import Database
-from service.ingestion.bulk_orders import ImportFailed, OrderStaging
-from service.ingestion.order_lines import StagedLine
+from service.ingestion.bulk.copy_lines import StagedLine
+from service.ingestion.bulk.report import ImportFailed
+from service.ingestion.bulk.staging import OrderStaging
 from service.ingestion.outcome import BatchOutcome
 
 log = logging.getLogger(__name__)
@@ -62,8 +64,10 @@ class HistoriesUnchecked(ImportFailed):
     """Every order is stored; a check that their new customers' histories are whole failed."""
 
 
-class OrderFileLoad:
-    """Use as a context manager: `add` every good row's staged line (order_lines.py) in
+class OrderLanes:
+    """An orders file's lanes and tail, each a connection with its staging.
+
+    Use as a context manager: `add` every good row's staged line (copy_lines.py) in
     file order, then `store`."""
 
     def __init__(self, database: Database, lanes: int | None = None):
@@ -77,7 +81,7 @@ class OrderFileLoad:
         self._copies = ExitStack()
         self._lanes_of_id = bytearray(_ID_HASHES)
 
-    def __enter__(self) -> OrderFileLoad:
+    def __enter__(self) -> OrderLanes:
         try:
             for _ in range(self.lane_count + 1):
                 session = self.database.sessions()

@@ -1,8 +1,8 @@
-"""A whole file of orders into PostgreSQL as one set-based merge.
+"""A whole file of orders into PostgreSQL as one set-based merge: staged, then merged.
 
 The CSV import of orders on PostgreSQL comes here instead of going batch by
-batch (on one connection per lane, see order_file.py). Validated rows are
-streamed by COPY, as text lines (order_lines.py), into a temporary table while
+batch (on one connection per lane, see order_lanes.py). Validated rows are
+streamed by COPY, as text lines (copy_lines.py), into a temporary table while
 the file is read; at its end a few statements store them all in the
 connection's transaction, with the same rules as the batch upsert (METRICS.md §1):
 
@@ -40,13 +40,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from service.change_log import TimeSpan, merge, record_change
+from service.ingestion.bulk.report import ImportFailed
 from service.ingestion.outcome import BatchOutcome
 from service.models import COUNTED_STATUS, UNKNOWN_CHANNEL
 
 STAGING = "import_orders"
 # The staged columns: a row's place in the file and round, its key, then the
 # record's values in the order `order_values` gives them.
-_STAGED = (
+STAGED_COLUMNS = (
     ("line", "int8"),
     ("round", "int4"),
     ("source", "text"),
@@ -62,18 +63,11 @@ _STAGED = (
 )
 _CREATE_STAGING = text(
     f"CREATE TEMPORARY TABLE {STAGING} ("
-    + ", ".join(f"{name} {kind}" for name, kind in _STAGED)
+    + ", ".join(f"{name} {kind}" for name, kind in STAGED_COLUMNS)
     + ") ON COMMIT DROP"
 )
-_COPY = f"COPY {STAGING} ({', '.join(name for name, _ in _STAGED)}) FROM STDIN"
+_COPY = f"COPY {STAGING} ({', '.join(name for name, _ in STAGED_COLUMNS)}) FROM STDIN"
 _LINES_PER_WRITE = 500
-
-
-class ImportFailed(RuntimeError):
-    """The database could not take the file; the message says what was stored."""
-
-    # What the import had read when it failed (service.ingestion.csv_import.ImportReport).
-    report: Any = None
 
 
 class CustomersVanished(ImportFailed):
@@ -105,7 +99,7 @@ class OrderStaging:
         return self
 
     def add(self, line: str) -> None:
-        """A staged line (order_lines.py), sent with the next few hundred."""
+        """A staged line (copy_lines.py), sent with the next few hundred."""
         self.rows += 1
         self._pending.append(line)
         if len(self._pending) >= _LINES_PER_WRITE:
@@ -341,14 +335,17 @@ _EQUAL_NOW = text(
 
 
 @dataclass
-class _Merged:
+class _MergedRound:
+    """What merging one round wrote: its counts, the placed_at span it changed, and
+    what `OrderStaging.queue_histories_others_touched` needs to know of it."""
+
     outcome: BatchOutcome
     span: TimeSpan | None
     fresh: list[int]  # customers whose histories the INSERT wrote
     xids: list[str]  # the (sub)transactions that wrote the rows
 
 
-def _merge_round(session: Session, round_number: int, now: datetime) -> _Merged:
+def _merge_round(session: Session, round_number: int, now: datetime) -> _MergedRound:
     staged = session.execute(
         text(f"SELECT count(*) FROM {STAGING} WHERE round = :round"), {"round": round_number}
     ).scalar_one()
@@ -364,7 +361,7 @@ def _merge_round(session: Session, round_number: int, now: datetime) -> _Merged:
         outcome.unchanged = equal - created - updated
         outcome.stale_ignored = not_written - outcome.unchanged
     span = TimeSpan(first.astimezone(UTC), last.astimezone(UTC)) if first is not None else None
-    return _Merged(outcome, span, fresh or [], xids or [])
+    return _MergedRound(outcome, span, fresh or [], xids or [])
 
 
 def _run_merge(session: Session, round_number: int, now: datetime) -> Any:

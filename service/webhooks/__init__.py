@@ -1,0 +1,1 @@
+"""Webhook deliveries: signatures, senders, the stored deliveries and their mapping into records."""
