@@ -1,5 +1,11 @@
 """Test fixtures. Every test that touches the database runs on SQLite and on PostgreSQL.
 
+Except a test marked `one_backend`, whose outcome no database can change: it runs on
+SQLite. Each backend has one migrated database and one app for the session; `app`
+gives a test that app as new (remembered reports and senders forgotten) and empties
+the tables the test wrote afterwards. A test that must change the app itself takes
+`fresh_app`; a class of read-only tests can share one set-up through `class_api`.
+
 PostgreSQL comes from TEST_POSTGRES_URL (default: the local server, database `test`);
 the tests create and migrate their own databases there. When it is unreachable:
 under CI (CI=true) or REQUIRE_POSTGRES=1 the run fails; otherwise only the SQLite
@@ -18,7 +24,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import Connection, create_engine, insert, text
+from sqlalchemy import Connection, Table, create_engine, insert, text
 from sqlalchemy.engine import make_url
 
 from service.app import create_app
@@ -211,9 +217,9 @@ def _empty_tables(database: Database) -> None:
 
     DELETE on the few tables holding rows, not TRUNCATE of all: TRUNCATE's fixed cost on
     PostgreSQL (new files for every table) was most of a test's time. PostgreSQL's
-    sequences start again at 1, as SQLite's rowids do in an emptied table.
+    sequences all start again at 1, as SQLite's rowids do in an emptied table.
     """
-    tables = [t.name for t in reversed(Base.metadata.sorted_tables) if t.name != "data_version"]
+    tables = [t.name for t in reversed(_emptied_tables())]
     with database.engine.begin() as connection:
         holding = set(
             connection.execute(
@@ -227,7 +233,7 @@ def _empty_tables(database: Database) -> None:
         for table in (t for t in tables if t in holding):
             connection.execute(text(f"DELETE FROM {table}"))
         if connection.dialect.name == "postgresql":
-            _restart_sequences(connection, holding)
+            _restart_sequences(connection)
         # Emptied data is changed data: cached metrics of the old data must not be served.
         version = connection.execute(
             text("UPDATE data_version SET version = version + 1 RETURNING version")
@@ -242,14 +248,19 @@ def _empty_tables(database: Database) -> None:
         )
 
 
-def _restart_sequences(connection: Connection, tables: set[str]) -> None:
+def _emptied_tables() -> list[Table]:
+    """Every table, parents first, but `data_version`: its one row counts changes on."""
+    return [t for t in Base.metadata.sorted_tables if t.name != "data_version"]
+
+
+def _restart_sequences(connection: Connection) -> None:
+    """Every table's, also of a table the test emptied itself (as TRUNCATE RESTART IDENTITY)."""
     restarts = [
         f"setval(pg_get_serial_sequence('{t.name}', '{t.autoincrement_column.name}'), 1, false)"
-        for t in Base.metadata.sorted_tables
-        if t.name in tables and t.autoincrement_column is not None
+        for t in _emptied_tables()
+        if t.autoincrement_column is not None
     ]
-    if restarts:
-        connection.execute(text(f"SELECT {', '.join(restarts)}"))
+    connection.execute(text(f"SELECT {', '.join(restarts)}"))
 
 
 @pytest.fixture
