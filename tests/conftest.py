@@ -1,5 +1,11 @@
 """Test fixtures. Every test that touches the database runs on SQLite and on PostgreSQL.
 
+Except a test marked `one_backend`, whose outcome no database can change: it runs on
+SQLite. Each backend has one migrated database and one app for the session; `app`
+gives a test that app as new (remembered reports and senders forgotten) and empties
+the tables the test wrote afterwards. A test that must change the app itself takes
+`fresh_app`; a class of read-only tests can share one set-up through `class_api`.
+
 PostgreSQL comes from TEST_POSTGRES_URL (default: the local server, database `test`);
 the tests create and migrate their own databases there. When it is unreachable:
 under CI (CI=true) or REQUIRE_POSTGRES=1 the run fails; otherwise only the SQLite
@@ -18,16 +24,18 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import create_engine, insert, text
+from sqlalchemy import Connection, Table, create_engine, insert, text
 from sqlalchemy.engine import make_url
 
 from service.app import create_app
 from service.auth import create_key
 from service.change_log import ALL_TIME
 from service.config import Settings
-from service.db import Database
+from service.db import Base, Database
+from service.metrics import ReportCache
 from service.migrate import upgrade
 from service.models import DataChange
+from service.webhooks.sender_cache import SenderCache
 
 POSTGRES_URL = os.environ.get(
     "TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -35,21 +43,6 @@ POSTGRES_URL = os.environ.get(
 BACKENDS = ("sqlite", "postgresql")
 # SECRETS_KEY of the test settings (a Fernet key made for the tests).
 TEST_SECRETS_KEY = "cnqmhWvYa1lHxzqF1spHni1r2_TtJe3C99v10RaQD5o="
-TABLES_CHILD_FIRST = (
-    "orders",
-    "customers",
-    "acquisition_spend",
-    "api_key_rates",
-    "api_keys",
-    "data_changes",
-    "metric_reports",
-    "stale_purchase_histories",
-    "webhook_deliveries",
-    "webhook_erasures",
-    "webhook_secrets",
-    "webhook_sources",
-)
-
 _postgres_problem: str | None = None
 
 
@@ -136,6 +129,12 @@ def empty_database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any
         admin.dispose()
 
 
+# For a test whose outcome no database can change (a request refused before any
+# statement but the key's look-up, a rule of the HTTP layer): one backend is enough.
+# The backend is SQLite, so that it runs where PostgreSQL is missing too.
+one_backend = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+
+
 @pytest.fixture(scope="session", params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
@@ -151,7 +150,7 @@ def database_url(backend: str, empty_database_url: Any) -> str:
     return str(url)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def settings(database_url: str) -> Settings:
     # No mapper thread: the test client maps stored deliveries right after each answer
     # (tests/webhook_support.py); tests/test_webhook_mapper.py runs the thread itself.
@@ -164,26 +163,77 @@ def settings(database_url: str) -> Settings:
     )
 
 
-@pytest.fixture
-def app(settings: Settings) -> Iterator[Flask]:
-    from tests.webhook_support import MappingClient
+@pytest.fixture(scope="session")
+def served_app(settings: Settings) -> Iterator[Flask]:
+    """One app per backend for the whole session: building one costs a test 40 ms.
 
-    app = create_app(settings)
-    app.test_client_class = MappingClient
+    Tests get it through `app`, which gives each a clean state; a test that must
+    change the app itself (add a route) makes its own with `fresh_app`.
+    """
+    app = _test_app(settings)
+    yield app
+    app.extensions["customer_metrics.db"].engine.dispose()
+
+
+@pytest.fixture
+def app(served_app: Flask) -> Iterator[Flask]:
+    """The backend's app, as new: empty tables, no remembered reports or senders."""
+    _forget_remembered(served_app)
+    yield served_app
+    database: Database = served_app.extensions["customer_metrics.db"]
+    _empty_tables(database)
+    # A new pool for the next test: no connection a test ended (a PostgreSQL restart
+    # the test played) or left a temporary table on.
+    database.engine.dispose()
+
+
+@pytest.fixture
+def fresh_app(settings: Settings) -> Iterator[Flask]:
+    """An app of its own, for a test that changes the app (its routes)."""
+    app = _test_app(settings)
     yield app
     _empty_tables(app.extensions["customer_metrics.db"])
     app.extensions["customer_metrics.db"].engine.dispose()
 
 
+def _test_app(settings: Settings) -> Flask:
+    from tests.webhook_support import MappingClient
+
+    app = create_app(settings)
+    app.test_client_class = MappingClient
+    return app
+
+
+def _forget_remembered(app: Flask) -> None:
+    """What a web process keeps in memory between requests, as a new process has it."""
+    app.extensions["customer_metrics.senders"] = SenderCache(
+        app.extensions["customer_metrics.secret_box"]
+    )
+    app.extensions["customer_metrics.reports"] = ReportCache(app.extensions["customer_metrics.db"])
+
+
 def _empty_tables(database: Database) -> None:
+    """Empty the tables a test wrote to, as a new database has them.
+
+    DELETE on the few tables holding rows, not TRUNCATE of all: TRUNCATE's fixed cost on
+    PostgreSQL (new files for every table) was most of a test's time. PostgreSQL's
+    sequences all start again at 1, as SQLite's rowids do in an emptied table.
+    """
+    tables = [t.name for t in reversed(_emptied_tables())]
     with database.engine.begin() as connection:
-        if connection.dialect.name == "postgresql":
+        holding = set(
             connection.execute(
-                text(f"TRUNCATE {', '.join(TABLES_CHILD_FIRST)} RESTART IDENTITY CASCADE")
-            )
-        else:
-            for table in TABLES_CHILD_FIRST:
-                connection.execute(text(f"DELETE FROM {table}"))
+                text(
+                    " UNION ALL ".join(
+                        f"SELECT '{table}' WHERE EXISTS (SELECT 1 FROM {table})" for table in tables
+                    )
+                )
+            ).scalars()
+        )
+        for table in (t for t in tables if t in holding):
+            connection.execute(text(f"DELETE FROM {table}"))
+        if connection.dialect.name == "postgresql":
+            _restart_sequences(connection)
         # Emptied data is changed data: cached metrics of the old data must not be served.
         version = connection.execute(
             text("UPDATE data_version SET version = version + 1 RETURNING version")
@@ -196,6 +246,21 @@ def _empty_tables(database: Database) -> None:
                 recorded_at=datetime.now(UTC),
             )
         )
+
+
+def _emptied_tables() -> list[Table]:
+    """Every table, parents first, but `data_version`: its one row counts changes on."""
+    return [t for t in Base.metadata.sorted_tables if t.name != "data_version"]
+
+
+def _restart_sequences(connection: Connection) -> None:
+    """Every table's, also of a table the test emptied itself (as TRUNCATE RESTART IDENTITY)."""
+    restarts = [
+        f"setval(pg_get_serial_sequence('{t.name}', '{t.autoincrement_column.name}'), 1, false)"
+        for t in _emptied_tables()
+        if t.autoincrement_column is not None
+    ]
+    connection.execute(text(f"SELECT {', '.join(restarts)}"))
 
 
 @pytest.fixture
@@ -216,6 +281,10 @@ class Keys:
 
 @pytest.fixture
 def keys(db: Database) -> Keys:
+    return _make_keys(db)
+
+
+def _make_keys(db: Database) -> Keys:
     now = datetime.now(UTC)
     made: dict[str, dict[str, str]] = {}
     with db.transaction() as session:
@@ -255,6 +324,20 @@ class Api:
 @pytest.fixture
 def api(client: FlaskClient, keys: Keys) -> Api:
     return Api(client, keys.both)
+
+
+@pytest.fixture(scope="class")
+def class_api(served_app: Flask) -> Iterator[Api]:
+    """The API for a class of tests that only read what the class stored once.
+
+    The class's tests share its data (the point: one set-up, not one per test), so
+    none of them may write; the tables are emptied after the last of them.
+    """
+    _forget_remembered(served_app)
+    database: Database = served_app.extensions["customer_metrics.db"]
+    yield Api(served_app.test_client(), _make_keys(database).both)
+    _empty_tables(database)
+    database.engine.dispose()
 
 
 @pytest.fixture(scope="session")

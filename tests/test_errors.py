@@ -11,6 +11,7 @@ from sqlalchemy import NullPool, create_engine, select, text
 
 from service.auth import revoke_key
 from service.models import ApiKey
+from tests.conftest import one_backend
 from tests.factories import customer, order
 
 PROBLEM = "application/problem+json"
@@ -38,6 +39,7 @@ def fields_named(body: dict) -> set[str]:
 # 400
 
 
+@one_backend
 def test_malformed_json_is_a_400_problem(client, keys):
     response = client.post(
         "/v1/orders", data='{"items": [', content_type="application/json", headers=keys.ingest
@@ -46,6 +48,7 @@ def test_malformed_json_is_a_400_problem(client, keys):
     assert "not valid JSON" in body["detail"]
 
 
+@one_backend
 def test_a_body_that_is_not_utf8_is_a_400_problem(client, keys):
     response = client.post(
         "/v1/orders",
@@ -59,6 +62,7 @@ def test_a_body_that_is_not_utf8_is_a_400_problem(client, keys):
 # 401
 
 
+@one_backend
 def test_a_request_without_authorization_is_a_401_problem_with_a_challenge(client):
     response = client.get("/v1/orders")
     body = assert_problem(response, 401, "unauthenticated")
@@ -66,6 +70,7 @@ def test_a_request_without_authorization_is_a_401_problem_with_a_challenge(clien
     assert "Authorization: Bearer" in body["detail"]
 
 
+@one_backend
 def test_a_key_sent_under_another_scheme_is_a_401_problem(client, keys):
     token = keys.read["Authorization"].removeprefix("Bearer ")
     response = client.get("/v1/orders", headers={"Authorization": f"Basic {token}"})
@@ -73,12 +78,14 @@ def test_a_key_sent_under_another_scheme_is_a_401_problem(client, keys):
     assert response.headers["WWW-Authenticate"].startswith("Bearer")
 
 
+@one_backend
 def test_a_bearer_header_without_a_key_is_a_401_problem(client, keys):
     response = client.get("/v1/orders", headers={"Authorization": "Bearer   "})
     assert_problem(response, 401, "unauthenticated")
     assert "WWW-Authenticate" in response.headers
 
 
+@one_backend
 def test_an_unknown_key_is_a_401_problem_saying_the_token_is_invalid(client, keys):
     response = client.get("/v1/orders", headers={"Authorization": "Bearer cm_not-a-real-key"})
     body = assert_problem(response, 401, "unauthenticated")
@@ -99,12 +106,14 @@ def test_a_revoked_key_is_a_401_problem(client, keys, db):
 # 403
 
 
+@one_backend
 def test_a_read_key_posting_orders_is_a_403_problem_naming_the_scope(client, keys):
     response = client.post("/v1/orders", json={"items": [order()]}, headers=keys.read)
     body = assert_problem(response, 403, "forbidden")
     assert "'ingest'" in body["detail"]
 
 
+@one_backend
 def test_an_ingest_key_reading_is_a_403_problem_naming_the_scope(client, keys):
     response = client.get("/v1/customers", headers=keys.ingest)
     body = assert_problem(response, 403, "forbidden")
@@ -114,6 +123,7 @@ def test_an_ingest_key_reading_is_a_403_problem_naming_the_scope(client, keys):
 # 404
 
 
+@one_backend
 def test_an_unknown_route_is_a_404_problem(client):
     assert_problem(client.get("/v2/nothing-here"), 404, "not-found")
 
@@ -133,6 +143,7 @@ def test_an_unknown_customer_is_a_404_problem(client, keys):
 # 405
 
 
+@one_backend
 def test_a_method_the_route_does_not_have_is_a_405_problem_with_allow(client, keys):
     response = client.put("/v1/orders", json={"items": []}, headers=keys.admin)
     assert_problem(response, 405, "method-not-allowed")
@@ -141,6 +152,7 @@ def test_a_method_the_route_does_not_have_is_a_405_problem_with_allow(client, ke
     assert "PUT" not in allowed
 
 
+@one_backend
 def test_deleting_an_order_is_a_405_problem_with_allow(client, keys):
     response = client.delete("/v1/orders/api/o-1", headers=keys.admin)
     assert_problem(response, 405, "method-not-allowed")
@@ -150,6 +162,7 @@ def test_deleting_an_order_is_a_405_problem_with_allow(client, keys):
 # 413
 
 
+@one_backend
 def test_a_body_over_max_body_bytes_is_a_413_problem(client, keys, settings):
     items = ",".join(['"x"'] * (settings.max_body_bytes // 4 + 1))
     body = f'{{"items": [{items}]}}'
@@ -163,6 +176,7 @@ def test_a_body_over_max_body_bytes_is_a_413_problem(client, keys, settings):
 # 415
 
 
+@one_backend
 def test_a_text_plain_body_is_a_415_problem(client, keys):
     response = client.post(
         "/v1/orders",
@@ -174,6 +188,7 @@ def test_a_text_plain_body_is_a_415_problem(client, keys):
     assert "text/plain" in body["detail"]
 
 
+@one_backend
 def test_a_body_without_content_type_is_a_415_problem(client, keys):
     response = client.post(
         "/v1/customers", data=json.dumps({"items": [customer()]}), headers=keys.ingest
@@ -184,6 +199,7 @@ def test_a_body_without_content_type_is_a_415_problem(client, keys):
 # 422: batch shape
 
 
+@one_backend
 def test_a_batch_of_1001_items_is_a_422_problem_naming_items(api):
     response = api.post("/v1/customers", [customer(f"c-{i}") for i in range(1001)])
     body = assert_problem(response, 422, "validation-failed")
@@ -198,29 +214,34 @@ def test_a_batch_of_1000_items_is_accepted(api):
     assert response.json["created"] == 1000
 
 
+@one_backend
 def test_an_empty_batch_is_a_422_problem_naming_items(api):
     body = assert_problem(api.post("/v1/orders", []), 422, "validation-failed")
     assert fields_named(body) == {"items"}
 
 
+@one_backend
 def test_items_that_are_not_a_list_are_a_422_problem_naming_items(client, keys):
     response = client.post("/v1/orders", json={"items": order()}, headers=keys.ingest)
     body = assert_problem(response, 422, "validation-failed")
     assert fields_named(body) == {"items"}
 
 
+@one_backend
 def test_a_body_without_items_is_a_422_problem_naming_items(client, keys):
     response = client.post("/v1/orders", json={}, headers=keys.ingest)
     body = assert_problem(response, 422, "validation-failed")
     assert fields_named(body) == {"items"}
 
 
+@one_backend
 def test_a_body_that_is_a_bare_list_is_a_422_problem_naming_items(client, keys):
     response = client.post("/v1/orders", json=[order()], headers=keys.ingest)
     body = assert_problem(response, 422, "validation-failed")
     assert fields_named(body) == {"items"}
 
 
+@one_backend
 def test_an_unknown_top_level_field_is_a_422_problem_naming_it(client, keys):
     response = client.post(
         "/v1/orders", json={"items": [order()], "dry_run": True}, headers=keys.ingest
@@ -229,6 +250,7 @@ def test_an_unknown_top_level_field_is_a_422_problem_naming_it(client, keys):
     assert fields_named(body) == {"dry_run"}
 
 
+@one_backend
 def test_an_invalid_record_is_a_422_problem_by_index_id_and_field(api):
     response = api.post("/v1/orders", [order("o-1"), order("o-2", status="shipped")])
     body = assert_problem(response, 422, "validation-failed")
@@ -238,18 +260,21 @@ def test_an_invalid_record_is_a_422_problem_by_index_id_and_field(api):
 # 422: query parameters
 
 
+@one_backend
 def test_limit_zero_is_a_422_problem_naming_limit_in_the_query(client, keys):
     response = client.get("/v1/orders?limit=0", headers=keys.read)
     body = assert_problem(response, 422, "validation-failed")
     assert [(e["field"], e["in"]) for e in body["errors"]] == [("limit", "query")]
 
 
+@one_backend
 def test_a_limit_that_is_not_a_number_is_a_422_problem_naming_limit(client, keys):
     response = client.get("/v1/customers?limit=abc", headers=keys.read)
     body = assert_problem(response, 422, "validation-failed")
     assert [(e["field"], e["in"]) for e in body["errors"]] == [("limit", "query")]
 
 
+@one_backend
 def test_a_limit_above_the_maximum_is_a_422_problem_naming_limit(client, keys):
     response = client.get("/v1/acquisition-spend?limit=1001", headers=keys.read)
     body = assert_problem(response, 422, "validation-failed")
@@ -259,11 +284,13 @@ def test_a_limit_above_the_maximum_is_a_422_problem_naming_limit(client, keys):
 # 500
 
 
-def test_an_unexpected_error_is_a_500_problem_that_reveals_nothing(app, client):
+@one_backend
+def test_an_unexpected_error_is_a_500_problem_that_reveals_nothing(fresh_app):
     def explode():
         raise RuntimeError("secret detail")
 
-    app.add_url_rule("/test-only/explode", "explode", explode)
+    fresh_app.add_url_rule("/test-only/explode", "explode", explode)
+    client = fresh_app.test_client()
     response = client.get("/test-only/explode", headers={"X-Request-ID": "trace-me-500"})
     body = assert_problem(response, 500, "internal-error")
     assert body["request_id"] == "trace-me-500"
@@ -304,18 +331,21 @@ def test_a_lost_database_connection_is_a_503_to_retry_and_the_retry_succeeds(
 # X-Request-ID
 
 
+@one_backend
 def test_a_given_request_id_is_echoed_on_success(client):
     response = client.get("/healthz", headers={"X-Request-ID": "abc-123.def:456_X"})
     assert response.status_code == 200
     assert response.headers["X-Request-ID"] == "abc-123.def:456_X"
 
 
+@one_backend
 def test_a_given_request_id_is_echoed_in_a_problem(client):
     response = client.get("/v1/orders", headers={"X-Request-ID": "req-42"})
     body = assert_problem(response, 401, "unauthenticated")
     assert body["request_id"] == "req-42"
 
 
+@one_backend
 def test_a_missing_request_id_is_generated(client):
     first = client.get("/healthz").headers["X-Request-ID"]
     second = client.get("/healthz").headers["X-Request-ID"]
@@ -324,17 +354,20 @@ def test_a_missing_request_id_is_generated(client):
     assert first != second
 
 
+@one_backend
 def test_a_request_id_of_500_characters_is_replaced(client):
     response = client.get("/healthz", headers={"X-Request-ID": "a" * 500})
     assert re.fullmatch(r"[0-9a-f]{32}", response.headers["X-Request-ID"])
 
 
+@one_backend
 def test_a_request_id_with_spaces_is_replaced(client):
     response = client.get("/v1/orders", headers={"X-Request-ID": "hello world"})
     body = assert_problem(response, 401, "unauthenticated")
     assert re.fullmatch(r"[0-9a-f]{32}", body["request_id"])
 
 
+@one_backend
 def test_a_request_id_of_128_characters_is_honoured(client):
     given = "b" * 128
     assert client.get("/healthz", headers={"X-Request-ID": given}).headers["X-Request-ID"] == given

@@ -33,7 +33,9 @@ MAX_BODY = 300_000
 THREADS = 2
 
 
-@pytest.fixture(scope="module")
+# Session-scoped: a module's fixture would start again for the tests after the
+# backend-parametrised ones, which pytest runs with their backend's other tests.
+@pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     env = {
         "DATABASE_URL": f"sqlite:///{tmp_path_factory.mktemp('http') / 'db.sqlite3'}",

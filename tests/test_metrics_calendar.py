@@ -12,6 +12,7 @@ from decimal import Decimal
 
 import pytest
 
+from tests.conftest import one_backend
 from tests.factories import spend
 from tests.metrics_support import bounds, buy, ingest, metrics, periods, pick
 
@@ -168,6 +169,7 @@ def test_new_york_months_across_dst_count_the_window_in_elapsed_hours(api):
     }
 
 
+@one_backend
 def test_new_york_week_and_quarters_carry_the_offset_of_each_boundary(api):
     [week] = periods(api, start="2024-03-10", end="2024-03-10", interval="week", tz=NEW_YORK)
     assert bounds([week]) == [("2024-03-04T00:00:00-05:00", "2024-03-11T00:00:00-04:00")]
@@ -178,13 +180,11 @@ def test_new_york_week_and_quarters_carry_the_offset_of_each_boundary(api):
     ]
 
 
-# Europe/Warsaw
-
-
-def test_warsaw_spring_forward_day(api):
-    ingest(
-        api,
-        ORDERS,
+# A day of 23 or 25 hours, or one that starts at 01:00, in the zone's days: its orders
+# fall in it by their local date, and its bounds carry the offsets of their instants.
+# Each case: the orders, the days asked for, their bounds, their orders (and revenue).
+DST_DAYS = {
+    "warsaw-spring-forward": (
         [
             buy("p1", "p1", "2024-03-30T22:59:59Z", "10.00"),  # Mar 30 23:59:59 CET
             buy("p2", "p2", "2024-03-30T23:00:00Z", "20.00"),  # Mar 31 00:00 CET
@@ -192,21 +192,16 @@ def test_warsaw_spring_forward_day(api):
             buy("p3", "p3", "2024-03-31T21:59:59Z", "30.00"),  # Mar 31 23:59:59 CEST
             buy("p4", "p4", "2024-03-31T22:00:00Z", "40.00"),  # Apr 1 00:00 CEST
         ],
-    )
-    found = periods(api, start="2024-03-30", end="2024-04-01", interval="day", tz=WARSAW)
-    assert bounds(found) == [
-        ("2024-03-30T00:00:00+01:00", "2024-03-31T00:00:00+01:00"),
-        ("2024-03-31T00:00:00+01:00", "2024-04-01T00:00:00+02:00"),  # 23 h
-        ("2024-04-01T00:00:00+02:00", "2024-04-02T00:00:00+02:00"),
-    ]
-    assert orders_of(found) == [1, 3, 1]  # p1 | p2, p5, p3 | p4
-    assert [p["revenue"] for p in found] == ["10.00", "55.00", "40.00"]
-
-
-def test_warsaw_fall_back_day(api):
-    ingest(
-        api,
-        ORDERS,
+        ("2024-03-30", "2024-04-01", WARSAW),
+        [
+            ("2024-03-30T00:00:00+01:00", "2024-03-31T00:00:00+01:00"),
+            ("2024-03-31T00:00:00+01:00", "2024-04-01T00:00:00+02:00"),  # 23 h
+            ("2024-04-01T00:00:00+02:00", "2024-04-02T00:00:00+02:00"),
+        ],
+        [1, 3, 1],  # p1 | p2, p5, p3 | p4
+        ["10.00", "55.00", "40.00"],
+    ),
+    "warsaw-fall-back": (
         [
             buy("q1", "q1", "2024-10-26T21:59:59Z"),  # Oct 26 23:59:59 CEST
             buy("q2", "q2", "2024-10-26T22:00:00Z"),  # Oct 27 00:00 CEST
@@ -215,14 +210,67 @@ def test_warsaw_fall_back_day(api):
             buy("q3", "q3", "2024-10-27T22:59:59Z"),  # Oct 27 23:59:59 CET
             buy("q4", "q4", "2024-10-27T23:00:00Z"),  # Oct 28 00:00 CET
         ],
-    )
-    found = periods(api, start="2024-10-26", end="2024-10-28", interval="day", tz=WARSAW)
-    assert bounds(found) == [
-        ("2024-10-26T00:00:00+02:00", "2024-10-27T00:00:00+02:00"),
-        ("2024-10-27T00:00:00+02:00", "2024-10-28T00:00:00+01:00"),  # 25 h
-        ("2024-10-28T00:00:00+01:00", "2024-10-29T00:00:00+01:00"),
-    ]
-    assert orders_of(found) == [1, 4, 1]  # q1 | q2, q5, q6, q3 | q4
+        ("2024-10-26", "2024-10-28", WARSAW),
+        [
+            ("2024-10-26T00:00:00+02:00", "2024-10-27T00:00:00+02:00"),
+            ("2024-10-27T00:00:00+02:00", "2024-10-28T00:00:00+01:00"),  # 25 h
+            ("2024-10-28T00:00:00+01:00", "2024-10-29T00:00:00+01:00"),
+        ],
+        [1, 4, 1],  # q1 | q2, q5, q6, q3 | q4
+        None,
+    ),
+    # America/Santiago: midnight skipped on 2024-09-08
+    "santiago-day-starts-at-one-when-midnight-is-skipped": (
+        [
+            buy("s1", "s1", "2024-09-08T03:59:59Z"),  # Sep 7 23:59:59 -04
+            buy("s2", "s2", "2024-09-08T04:00:00Z"),  # Sep 8 01:00:00 -03 (first instant)
+            buy("s3", "s3", "2024-09-09T02:59:59Z"),  # Sep 8 23:59:59 -03
+            buy("s4", "s4", "2024-09-09T03:00:00Z"),  # Sep 9 00:00:00 -03
+        ],
+        ("2024-09-07", "2024-09-09", SANTIAGO),
+        [
+            ("2024-09-07T00:00:00-04:00", "2024-09-08T01:00:00-03:00"),
+            ("2024-09-08T01:00:00-03:00", "2024-09-09T00:00:00-03:00"),  # 23 h
+            ("2024-09-09T00:00:00-03:00", "2024-09-10T00:00:00-03:00"),
+        ],
+        [1, 2, 1],  # s1 | s2, s3 | s4
+        None,
+    ),
+    "santiago-fall-back-day-is-25-hours": (
+        [
+            buy("t1", "t1", "2024-04-06T23:30:00-03:00"),  # the first 23:30 (02:30Z)
+            buy("t2", "t2", "2024-04-06T23:30:00-04:00"),  # the second 23:30 (03:30Z)
+            buy("t3", "t3", "2024-04-07T04:00:00Z"),  # Apr 7 00:00 -04
+        ],
+        ("2024-04-06", "2024-04-07", SANTIAGO),
+        [
+            ("2024-04-06T00:00:00-03:00", "2024-04-07T00:00:00-04:00"),  # 25 h
+            ("2024-04-07T00:00:00-04:00", "2024-04-08T00:00:00-04:00"),
+        ],
+        [2, 1],  # t1, t2 | t3
+        None,
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("orders", "days", "expected_bounds", "expected_orders", "expected_revenue"),
+    list(DST_DAYS.values()),
+    ids=list(DST_DAYS),
+)
+def test_a_dst_day_holds_the_orders_of_its_local_date(
+    api, orders, days, expected_bounds, expected_orders, expected_revenue
+):
+    ingest(api, ORDERS, orders)
+    start, end, tz = days
+    found = periods(api, start=start, end=end, interval="day", tz=tz)
+    assert bounds(found) == expected_bounds
+    assert orders_of(found) == expected_orders
+    if expected_revenue is not None:
+        assert [p["revenue"] for p in found] == expected_revenue
+
+
+# Europe/Warsaw
 
 
 def test_warsaw_months_and_year_start_at_local_midnight(api):
@@ -252,26 +300,7 @@ def test_warsaw_months_and_year_start_at_local_midnight(api):
 # America/Santiago: midnight skipped on 2024-09-08
 
 
-def test_santiago_day_starts_at_one_when_midnight_is_skipped(api):
-    ingest(
-        api,
-        ORDERS,
-        [
-            buy("s1", "s1", "2024-09-08T03:59:59Z"),  # Sep 7 23:59:59 -04
-            buy("s2", "s2", "2024-09-08T04:00:00Z"),  # Sep 8 01:00:00 -03 (first instant)
-            buy("s3", "s3", "2024-09-09T02:59:59Z"),  # Sep 8 23:59:59 -03
-            buy("s4", "s4", "2024-09-09T03:00:00Z"),  # Sep 9 00:00:00 -03
-        ],
-    )
-    found = periods(api, start="2024-09-07", end="2024-09-09", interval="day", tz=SANTIAGO)
-    assert bounds(found) == [
-        ("2024-09-07T00:00:00-04:00", "2024-09-08T01:00:00-03:00"),
-        ("2024-09-08T01:00:00-03:00", "2024-09-09T00:00:00-03:00"),  # 23 h
-        ("2024-09-09T00:00:00-03:00", "2024-09-10T00:00:00-03:00"),
-    ]
-    assert orders_of(found) == [1, 2, 1]  # s1 | s2, s3 | s4
-
-
+@one_backend
 def test_santiago_week_month_and_summary_around_the_skipped_midnight(api):
     [week] = periods(api, start="2024-09-08", end="2024-09-08", interval="week", tz=SANTIAGO)
     assert bounds([week]) == [("2024-09-02T00:00:00-04:00", "2024-09-09T00:00:00-03:00")]
@@ -282,24 +311,6 @@ def test_santiago_week_month_and_summary_around_the_skipped_midnight(api):
         ("2024-09-08T01:00:00-03:00", "2024-09-09T00:00:00-03:00")
     ]
     assert summary["tz"] == SANTIAGO
-
-
-def test_santiago_fall_back_day_is_25_hours(api):
-    ingest(
-        api,
-        ORDERS,
-        [
-            buy("t1", "t1", "2024-04-06T23:30:00-03:00"),  # the first 23:30 (02:30Z)
-            buy("t2", "t2", "2024-04-06T23:30:00-04:00"),  # the second 23:30 (03:30Z)
-            buy("t3", "t3", "2024-04-07T04:00:00Z"),  # Apr 7 00:00 -04
-        ],
-    )
-    found = periods(api, start="2024-04-06", end="2024-04-07", interval="day", tz=SANTIAGO)
-    assert bounds(found) == [
-        ("2024-04-06T00:00:00-03:00", "2024-04-07T00:00:00-04:00"),  # 25 h
-        ("2024-04-07T00:00:00-04:00", "2024-04-08T00:00:00-04:00"),
-    ]
-    assert orders_of(found) == [2, 1]  # t1, t2 | t3
 
 
 # ISO weeks, quarters, years, whole periods (UTC)

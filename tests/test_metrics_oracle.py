@@ -22,15 +22,14 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import hypothesis
+from flask import Flask
 from hypothesis import HealthCheck, given, note
 from hypothesis import strategies as st
 
-from service.app import create_app
 from service.auth import create_key
-from service.config import Settings as Config
 from service.db import Database
 from tests import metrics_oracle as oracle
-from tests.conftest import Api, _empty_tables
+from tests.conftest import Api, _empty_tables, _forget_remembered
 
 TIME_ZONES = ("UTC", "Europe/Warsaw", "America/New_York", "America/Santiago", "Asia/Kolkata")
 WINDOWS = (1, 7, 30, 90, 400)
@@ -302,20 +301,21 @@ def scenarios(draw: st.DrawFn, stages: int = 2, interval: str | None = None) -> 
 
 
 @contextmanager
-def fresh_service(config: Config) -> Iterator[Api]:
-    """A new app on emptied tables, with a new key that may ingest and read.
+def fresh_service(app: Flask) -> Iterator[Api]:
+    """The backend's app as new, on emptied tables, with a new key that may ingest and read.
 
-    A new app per example, not just emptied tables: the app keeps metric reports
-    between requests, and tables emptied behind its back are not a change it can see.
+    As new, not just on emptied tables: the app keeps metric reports between requests,
+    and tables emptied behind its back are not a change it can see; so it forgets them.
     """
-    app = create_app(config)
     database: Database = app.extensions["customer_metrics.db"]
+    _forget_remembered(app)
     _empty_tables(database)
     with database.transaction() as session:
         _, key = create_key(session, "oracle", ["ingest", "read"], datetime.now(UTC))
     try:
         yield Api(app.test_client(), {"Authorization": f"Bearer {key}"})
     finally:
+        _empty_tables(database)
         database.engine.dispose()
 
 
@@ -464,10 +464,10 @@ def expected_metrics(state: StoredState, query: oracle.Query) -> dict[str, Any]:
 @PROPERTY_SETTINGS
 @given(scenario=scenarios())
 def test_every_field_of_every_period_matches_the_oracle(
-    settings: Config, scenario: Scenario
+    served_app: Flask, scenario: Scenario
 ) -> None:
     state = StoredState()
-    with fresh_service(settings) as api:
+    with fresh_service(served_app) as api:
         for stage in scenario.stages:
             load(api, stage, scenario.query.tz)
             state.apply(stage)
@@ -480,10 +480,10 @@ def test_every_field_of_every_period_matches_the_oracle(
 @PROPERTY_SETTINGS
 @given(scenario=scenarios())
 def test_the_summary_matches_the_oracle_for_one_period_from_start_to_end(
-    settings: Config, scenario: Scenario
+    served_app: Flask, scenario: Scenario
 ) -> None:
     state = StoredState()
-    with fresh_service(settings) as api:
+    with fresh_service(served_app) as api:
         for stage in scenario.stages:
             load(api, stage, scenario.query.tz)
             state.apply(stage)
@@ -498,10 +498,10 @@ def test_the_summary_matches_the_oracle_for_one_period_from_start_to_end(
 @PROPERTY_SETTINGS
 @given(scenario=scenarios(stages=1, interval="day") | scenarios(stages=1))
 def test_customers_end_is_start_minus_lost_plus_new_and_reactivated_within_one_window(
-    settings: Config, scenario: Scenario
+    served_app: Flask, scenario: Scenario
 ) -> None:
     """§4 invariant: E = S - L + N + reactivated whenever W x 24 h ≥ b - a in elapsed time."""
-    with fresh_service(settings) as api:
+    with fresh_service(served_app) as api:
         load(api, scenario.stages[0], scenario.query.tz)
         report = get_metrics(api, scenario.query)
     window = timedelta(days=scenario.query.churn_window_days)

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import one_backend
 from tests.factories import spend
 from tests.metrics_support import buy, exact_json, ingest, metrics, periods
 
@@ -28,11 +29,13 @@ def refused(response: Any) -> set[str]:
 # Parameter errors
 
 
+@one_backend
 @pytest.mark.parametrize("interval", ["fortnight", "hour", "months"])
 def test_an_unknown_interval_is_refused_naming_interval(api, interval):
     assert refused(api.get(METRICS, interval=interval, **MARCH)) == {"interval"}
 
 
+@one_backend
 @pytest.mark.parametrize("path", [METRICS, SUMMARY])
 @pytest.mark.parametrize(
     "tz", ["Mars/Olympus_Mons", "Europe/Nowhere", "../../etc/passwd", "+02:00"]
@@ -41,6 +44,7 @@ def test_an_unknown_time_zone_is_refused_naming_tz(api, path, tz):
     assert refused(api.get(path, tz=tz, **MARCH)) == {"tz"}
 
 
+@one_backend
 @pytest.mark.parametrize("path", [METRICS, SUMMARY])
 @pytest.mark.parametrize(
     "tz",
@@ -58,6 +62,7 @@ def test_iana_zone_names_and_their_links_are_accepted_and_echoed(api, path, tz):
     assert metrics(api, path, tz=tz, **MARCH)["tz"] == tz
 
 
+@one_backend
 @pytest.mark.parametrize("path", [METRICS, SUMMARY])
 @pytest.mark.parametrize(
     "value", ["2024-02-30", "2024-13-01", "2024-1-5", "20240301", "2024-03-01T00:00:00Z", "soon"]
@@ -68,6 +73,7 @@ def test_a_malformed_date_is_refused_naming_it(api, path, name, value):
     assert refused(api.get(path, **params)) == {name}
 
 
+@one_backend
 @pytest.mark.parametrize("path", [METRICS, SUMMARY])
 @pytest.mark.parametrize("name", ["start", "end"])
 def test_a_missing_date_is_refused_naming_it(api, path, name):
@@ -75,6 +81,7 @@ def test_a_missing_date_is_refused_naming_it(api, path, name):
     assert refused(api.get(path, **params)) == {name}
 
 
+@one_backend
 @pytest.mark.parametrize("path", [METRICS, SUMMARY])
 def test_an_end_before_the_start_is_refused_naming_end(api, path):
     assert "end" in refused(api.get(path, start="2024-03-02", end="2024-03-01"))
@@ -91,6 +98,7 @@ def test_an_end_equal_to_the_start_is_one_day(api, path):
     ]
 
 
+@one_backend
 @pytest.mark.parametrize("path", [METRICS, SUMMARY])
 @pytest.mark.parametrize("days", ["0", "3651", "-1", "1.5", "ninety"])
 def test_a_churn_window_outside_1_to_3650_days_is_refused(api, path, days):
@@ -110,6 +118,7 @@ def test_1000_periods_are_answered(api):
     assert found[-1]["start"] == "2026-09-26T00:00:00+00:00"
 
 
+@one_backend
 def test_1001_periods_are_refused(api):
     fields = refused(api.get(METRICS, start="2024-01-01", end="2026-09-27", interval="day"))
     assert fields and fields <= {"start", "end", "interval"}
@@ -133,6 +142,7 @@ def test_a_day_at_the_edge_of_the_calendar_is_never_a_server_error(api, path, da
 # Keys
 
 
+@one_backend
 @pytest.mark.parametrize("path", [METRICS, SUMMARY])
 def test_metrics_without_a_key_are_a_401_problem(client, path):
     response = client.get(path, query_string=MARCH)
@@ -140,6 +150,7 @@ def test_metrics_without_a_key_are_a_401_problem(client, path):
     assert response.content_type == PROBLEM
 
 
+@one_backend
 @pytest.mark.parametrize("path", [METRICS, SUMMARY])
 def test_an_ingest_only_key_may_not_read_metrics(client, keys, path):
     response = client.get(path, query_string=MARCH, headers=keys.ingest)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import pytest
+
 from tests.factories import customer, spend
 from tests.metrics_support import buy, ingest, metrics, periods, pick
 
@@ -782,120 +784,120 @@ FILTERED_FIELDS = (
 )
 
 
-def test_without_filters_every_customer_and_all_spend_count(api):
-    _filter_timeline(api)
-    [mar] = periods(api, **MARCH)
-    # Window at Mar 1: [Jan 31, Mar 1); at Apr 1: [Mar 2, Apr 1)
-    assert pick(mar, *FILTERED_FIELDS) == {
-        "customers_start": 2,  # g1, m1 (Feb 10)
-        "customers_end": 3,  # g2, m2, m1
-        "new_customers": 2,  # g2, m2
-        "lost_customers": 1,  # g1
-        "churn_rate": Decimal("0.5"),  # 1 / 2
-        "retention_rate": Decimal("0.5"),  # (3 - 2) / 2
-        "orders": 3,  # g2-1, m2-1, m1-2
-        "revenue": "120.00",
-        "clv": "80.00",  # aov 40 * frequency 1 * lifespan 2
-        "acquisition_spend": "120.00",  # google 90 + meta 30 in March
-        "cac": "60.00",  # 120 / 2
-        "clv_cac_ratio": Decimal("1.333333"),  # 80 / 60
-    }
+@pytest.fixture(scope="class")
+def timeline(class_api):
+    """The filter timeline, stored once for the class of tests that read it."""
+    _filter_timeline(class_api)
+    return class_api
 
 
-def test_a_channel_filter_keeps_that_channels_customers_and_spend(api):
-    _filter_timeline(api)
-    body = metrics(api, channel=" Google ", **MARCH)
-    assert body["filters"] == {"channel": "google", "country": None, "source": None}
-    [mar] = body["periods"]
-    assert pick(mar, *FILTERED_FIELDS) == {
-        "customers_start": 1,  # g1
-        "customers_end": 1,  # g2
-        "new_customers": 1,  # g2
-        "lost_customers": 1,  # g1
-        "churn_rate": Decimal("1"),
-        "retention_rate": Decimal("0"),  # (1 - 1) / 1
-        "orders": 1,  # g2-1
-        "revenue": "60.00",
-        "clv": "60.00",  # 60 * 1 * 1
-        "acquisition_spend": "90.00",  # google's March spend only
-        "cac": "90.00",  # 90 / 1
-        "clv_cac_ratio": Decimal("0.666667"),  # 60 / 90
-    }
+class TestFilters:
+    """The filters over one timeline, stored once for the class: its tests only read it."""
 
+    def test_without_filters_every_customer_and_all_spend_count(self, timeline):
+        [mar] = periods(timeline, **MARCH)
+        # Window at Mar 1: [Jan 31, Mar 1); at Apr 1: [Mar 2, Apr 1)
+        assert pick(mar, *FILTERED_FIELDS) == {
+            "customers_start": 2,  # g1, m1 (Feb 10)
+            "customers_end": 3,  # g2, m2, m1
+            "new_customers": 2,  # g2, m2
+            "lost_customers": 1,  # g1
+            "churn_rate": Decimal("0.5"),  # 1 / 2
+            "retention_rate": Decimal("0.5"),  # (3 - 2) / 2
+            "orders": 3,  # g2-1, m2-1, m1-2
+            "revenue": "120.00",
+            "clv": "80.00",  # aov 40 * frequency 1 * lifespan 2
+            "acquisition_spend": "120.00",  # google 90 + meta 30 in March
+            "cac": "60.00",  # 120 / 2
+            "clv_cac_ratio": Decimal("1.333333"),  # 80 / 60
+        }
 
-def test_a_channel_filter_is_normalised_like_stored_channels(api):
-    _filter_timeline(api)
-    [upper] = periods(api, channel="META", **MARCH)
-    [lower] = periods(api, channel="meta", **MARCH)
-    assert upper == lower
-    assert pick(lower, *FILTERED_FIELDS) == {
-        "customers_start": 1,  # m1 (Feb 10)
-        "customers_end": 2,  # m1 (Mar 15), m2
-        "new_customers": 1,  # m2
-        "lost_customers": 0,
-        "churn_rate": Decimal("0"),
-        "retention_rate": Decimal("1"),  # (2 - 1) / 1
-        "orders": 2,  # m2-1, m1-2
-        "revenue": "60.00",
-        "clv": None,  # lifespan 1 / 0
-        "acquisition_spend": "30.00",
-        "cac": "30.00",
-        "clv_cac_ratio": None,
-    }
+    def test_a_channel_filter_keeps_that_channels_customers_and_spend(self, timeline):
+        body = metrics(timeline, channel=" Google ", **MARCH)
+        assert body["filters"] == {"channel": "google", "country": None, "source": None}
+        [mar] = body["periods"]
+        assert pick(mar, *FILTERED_FIELDS) == {
+            "customers_start": 1,  # g1
+            "customers_end": 1,  # g2
+            "new_customers": 1,  # g2
+            "lost_customers": 1,  # g1
+            "churn_rate": Decimal("1"),
+            "retention_rate": Decimal("0"),  # (1 - 1) / 1
+            "orders": 1,  # g2-1
+            "revenue": "60.00",
+            "clv": "60.00",  # 60 * 1 * 1
+            "acquisition_spend": "90.00",  # google's March spend only
+            "cac": "90.00",  # 90 / 1
+            "clv_cac_ratio": Decimal("0.666667"),  # 60 / 90
+        }
 
+    def test_a_channel_filter_is_normalised_like_stored_channels(self, timeline):
+        [upper] = periods(timeline, channel="META", **MARCH)
+        [lower] = periods(timeline, channel="meta", **MARCH)
+        assert upper == lower
+        assert pick(lower, *FILTERED_FIELDS) == {
+            "customers_start": 1,  # m1 (Feb 10)
+            "customers_end": 2,  # m1 (Mar 15), m2
+            "new_customers": 1,  # m2
+            "lost_customers": 0,
+            "churn_rate": Decimal("0"),
+            "retention_rate": Decimal("1"),  # (2 - 1) / 1
+            "orders": 2,  # m2-1, m1-2
+            "revenue": "60.00",
+            "clv": None,  # lifespan 1 / 0
+            "acquisition_spend": "30.00",
+            "cac": "30.00",
+            "clv_cac_ratio": None,
+        }
 
-def test_a_country_filter_has_no_spend_cac_or_clv_cac_ratio(api):
-    _filter_timeline(api)
-    body = metrics(api, country="pl", **MARCH)
-    assert body["filters"] == {"channel": None, "country": "PL", "source": None}
-    [mar] = body["periods"]
-    assert pick(mar, *FILTERED_FIELDS) == {
-        "customers_start": 1,  # g1
-        "customers_end": 1,  # m2
-        "new_customers": 1,  # m2
-        "lost_customers": 1,  # g1
-        "churn_rate": Decimal("1"),
-        "retention_rate": Decimal("0"),
-        "orders": 1,  # m2-1
-        "revenue": "20.00",
-        "clv": "20.00",  # 20 * 1 * 1
-        "acquisition_spend": None,  # spend has no country
-        "cac": None,
-        "clv_cac_ratio": None,
-    }
+    def test_a_country_filter_has_no_spend_cac_or_clv_cac_ratio(self, timeline):
+        body = metrics(timeline, country="pl", **MARCH)
+        assert body["filters"] == {"channel": None, "country": "PL", "source": None}
+        [mar] = body["periods"]
+        assert pick(mar, *FILTERED_FIELDS) == {
+            "customers_start": 1,  # g1
+            "customers_end": 1,  # m2
+            "new_customers": 1,  # m2
+            "lost_customers": 1,  # g1
+            "churn_rate": Decimal("1"),
+            "retention_rate": Decimal("0"),
+            "orders": 1,  # m2-1
+            "revenue": "20.00",
+            "clv": "20.00",  # 20 * 1 * 1
+            "acquisition_spend": None,  # spend has no country
+            "cac": None,
+            "clv_cac_ratio": None,
+        }
 
+    def test_country_and_channel_filters_combine(self, timeline):
+        body = metrics(timeline, country=" Pl", channel="GOOGLE", **MARCH)
+        assert body["filters"] == {"channel": "google", "country": "PL", "source": None}
+        [mar] = body["periods"]
+        assert pick(mar, *FILTERED_FIELDS) == {
+            "customers_start": 1,  # g1, the only Polish Google customer
+            "customers_end": 0,
+            "new_customers": 0,
+            "lost_customers": 1,  # g1
+            "churn_rate": Decimal("1"),
+            "retention_rate": Decimal("0"),  # (0 - 0) / 1
+            "orders": 0,
+            "revenue": "0.00",
+            "clv": None,  # no orders, no aov
+            "acquisition_spend": None,  # a country filter is on
+            "cac": None,
+            "clv_cac_ratio": None,
+        }
 
-def test_country_and_channel_filters_combine(api):
-    _filter_timeline(api)
-    body = metrics(api, country=" Pl", channel="GOOGLE", **MARCH)
-    assert body["filters"] == {"channel": "google", "country": "PL", "source": None}
-    [mar] = body["periods"]
-    assert pick(mar, *FILTERED_FIELDS) == {
-        "customers_start": 1,  # g1, the only Polish Google customer
-        "customers_end": 0,
-        "new_customers": 0,
-        "lost_customers": 1,  # g1
-        "churn_rate": Decimal("1"),
-        "retention_rate": Decimal("0"),  # (0 - 0) / 1
-        "orders": 0,
-        "revenue": "0.00",
-        "clv": None,  # no orders, no aov
-        "acquisition_spend": None,  # a country filter is on
-        "cac": None,
-        "clv_cac_ratio": None,
-    }
-
-
-def test_a_channel_without_customers_has_its_own_zero_spend(api):
-    _filter_timeline(api)
-    [mar] = periods(api, channel="tiktok", **MARCH)
-    assert pick(mar, "customers_start", "new_customers", "orders", "acquisition_spend", "cac") == {
-        "customers_start": 0,
-        "new_customers": 0,
-        "orders": 0,
-        "acquisition_spend": "0.00",
-        "cac": None,
-    }
+    def test_a_channel_without_customers_has_its_own_zero_spend(self, timeline):
+        [mar] = periods(timeline, channel="tiktok", **MARCH)
+        picked = pick(mar, "customers_start", "new_customers", "orders", "acquisition_spend", "cac")
+        assert picked == {
+            "customers_start": 0,
+            "new_customers": 0,
+            "orders": 0,
+            "acquisition_spend": "0.00",
+            "cac": None,
+        }
 
 
 def test_a_source_filter_keeps_that_sources_customers_and_has_no_spend(api):

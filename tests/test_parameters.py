@@ -17,7 +17,7 @@ from urllib.parse import quote, unquote_to_bytes
 
 import pytest
 
-from tests.conftest import BACKENDS
+from tests.conftest import BACKENDS, one_backend
 from tests.test_serve import SERVE, _stop, _wait_until_ready
 
 # Percent-encoded as a client would send them.
@@ -83,6 +83,7 @@ def cases(document: dict[str, Any]) -> list[tuple[str, str, list[dict[str, Any]]
     ]
 
 
+@one_backend
 def test_the_document_lists_the_parameters_this_test_walks(client):
     found = {(p["in"], p["name"]) for *_, p in cases(client.get("/openapi.json").json) if p}
     # A few that must be there, so a change of document shape cannot empty the test.
@@ -90,6 +91,7 @@ def test_the_document_lists_the_parameters_this_test_walks(client):
     assert {("query", "tz"), ("query", "limit"), ("query", "customer_id")} <= found
 
 
+@one_backend
 @pytest.mark.parametrize("kind", list(BAD_TEXT))
 def test_every_path_and_query_parameter_refuses_text_a_database_cannot_store(client, keys, kind):
     document = client.get("/openapi.json").json
@@ -110,12 +112,14 @@ def test_every_path_and_query_parameter_refuses_text_a_database_cannot_store(cli
     assert answers == {request: (422, PROBLEM, True) for request in answers}
 
 
+@one_backend
 def test_a_parameter_name_holding_a_nul_is_refused_too(api):
     response = send(api.client, "get", "/v1/orders", "so%00urce=x", api.headers)
     assert response.status_code == 422
     assert response.json["errors"][0]["in"] == "query"
 
 
+@one_backend
 def test_the_problem_says_what_is_wrong_with_the_parameter(api):
     response = send(api.client, "get", "/v1/orders/api/a%00b", "", api.headers)
     assert response.json["errors"] == [
@@ -149,6 +153,7 @@ def test_an_order_id_a_batch_may_store_can_be_read_back_by_path(api, text):
 ODD_NUMBERS = ["1_0", "%2010", "10%20", "%2B10", "%D9%A1%D9%A0", "%EF%BC%91%EF%BC%90"]
 
 
+@one_backend
 @pytest.mark.parametrize("text", ODD_NUMBERS)
 def test_every_integer_query_parameter_takes_ascii_digits_only(client, keys, text):
     document = client.get("/openapi.json").json
@@ -164,6 +169,7 @@ def test_every_integer_query_parameter_takes_ascii_digits_only(client, keys, tex
     assert answers == {request: (422, True) for request in answers}
 
 
+@one_backend
 def test_gunicorn_hands_the_bytes_on_as_these_tests_send_them(tmp_path, app, database_url, backend):
     """The same answers from `customer-metrics serve` over a real socket, NUL and all."""
     # `app` is requested so the tables of the shared test database are emptied afterwards.

@@ -31,7 +31,9 @@ def _pip(*args: str, cwd: Path) -> None:
     subprocess.run([sys.executable, "-m", "pip", "-q", *args], cwd=cwd, check=True)
 
 
-@pytest.fixture(scope="module")
+# Session-scoped, not module-scoped: pytest runs the tests of each backend together, so
+# a module's fixture would be made again for each backend's test (a build of 10 s each).
+@pytest.fixture(scope="session")
 def wheel(repo_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The project's wheel, built from a copy of its sources (no stale build/ in the repo)."""
     source = tmp_path_factory.mktemp("source")
@@ -47,7 +49,7 @@ def wheel(repo_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return built
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def venv(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A new venv holding the wheel and its dependencies, and nothing of the repository."""
     venv = tmp_path_factory.mktemp("venv")
