@@ -186,6 +186,21 @@ def fail(
     return state if settled else None
 
 
+def release(database: Database, job: ClaimedJob, now: datetime | None = None) -> bool:
+    """Put a held job back in the queue, due now, its attempt not counted (its worker is
+    stopping); False if its lease was lost meanwhile."""
+    with database.transaction() as session:
+        return _settle(
+            session,
+            job,
+            state="queued",
+            attempts=job.attempt - 1,
+            run_after=now or datetime.now(UTC),
+            lease_owner=None,
+            lease_until=None,
+        )
+
+
 def give_up_lapsed(session: Session, now: datetime) -> int:
     """Mark failed the running jobs whose lease lapsed during their last attempt; how many."""
     result = session.execute(

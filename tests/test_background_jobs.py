@@ -245,11 +245,11 @@ def test_the_slot_records_a_failing_jobs_error_and_retries_it_up_to_its_attempts
     assert calls == [{"n": 1}, {"n": 1}]
 
 
-def test_the_slot_runs_a_job_beside_the_loop_and_renews_its_lease(
+def test_the_slot_runs_a_job_beside_the_loop_and_renews_its_lease_without_the_loop(
     app: Flask, jobs_db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     release = threading.Event()
-    monkeypatch.setattr(background_jobs, "RENEW_WITHIN", LEASE * 2)  # renew at every poll
+    monkeypatch.setattr(background_jobs, "RENEW_EVERY_SECONDS", 0.05)
 
     def slow(payload: dict[str, Any]) -> dict[str, Any]:
         assert release.wait(10)
@@ -260,12 +260,30 @@ def test_the_slot_runs_a_job_beside_the_loop_and_renews_its_lease(
     with app.app_context():
         slot.poll()  # claims it and starts it: poll returns at once
         first_lease = _job(jobs_db, pk).lease_until
-        time.sleep(0.01)
-        slot.poll()  # still running: renews its lease, claims nothing else
-        assert _job(jobs_db, pk).lease_until > first_lease  # type: ignore[operator]
+        # No further poll: the lease is kept by the job's own keeper, not by the loop.
+        _wait_for(
+            lambda: _job(jobs_db, pk).lease_until > first_lease,  # type: ignore[operator]
+            10,
+            "the running job's lease was not renewed",
+        )
         release.set()
         _wait_for(lambda: _job(jobs_db, pk).state == "done", 10, "the job did not finish")
     assert _job(jobs_db, pk).result == {"fitted": 1}
+
+
+def test_stopping_puts_a_running_job_back_in_the_queue_without_counting_the_attempt(
+    app: Flask, jobs_db: Database
+) -> None:
+    release = threading.Event()
+    slot = JobSlot({"fit": lambda payload: release.wait(10)})
+    pk = _enqueue(jobs_db, "fit", now=datetime.now(UTC))
+    with app.app_context():
+        slot.poll()
+        assert _job(jobs_db, pk).state == "running"
+        slot.stop(jobs_db, wait_seconds=0.1)
+    stored = _job(jobs_db, pk)
+    assert (stored.state, stored.attempts, stored.lease_owner) == ("queued", 0, None)
+    release.set()
 
 
 # --- the loop -----------------------------------------------------------------------------

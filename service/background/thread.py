@@ -20,6 +20,7 @@ from flask import Flask
 from service.background.loop import Loop
 from service.background.tasks import (
     GATHER_SECONDS,
+    JOB_SLOT,
     MAP_GATHERED_DELIVERIES,
     TASKS_WOKEN_BY_DELIVERIES,
     PeriodicTask,
@@ -69,6 +70,7 @@ class BackgroundThread:
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
+            JOB_SLOT.stop(self._app.extensions["customer_metrics.db"])
 
     def _run(self, loop: Loop) -> None:
         with self._app.app_context():
